@@ -1,0 +1,1 @@
+"""Tested library behind the skin-lesion notebook course."""

@@ -1,0 +1,72 @@
+"""Which data a run uses: explicit data_dir, then $HAM10000_DIR, then data/ham10000/, then the synthetic demo set."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+from .ham10000 import METADATA_NAME
+
+ENV_VAR = "HAM10000_DIR"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A resolved data folder, what kind of data it holds and how it was chosen."""
+
+    kind: str
+    root: Path
+    origin: str
+
+    @property
+    def synthetic(self) -> bool:
+        """True for the built-in synthetic demo set."""
+        return self.kind == "synthetic"
+
+
+def project_root() -> Path:
+    """The project checkout holding helpers/ (or the working directory for a non-editable install)."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").exists() else Path.cwd()
+
+
+def data_home() -> Path:
+    """The git-ignored data/ folder where downloads, caches and the synthetic set live."""
+    return project_root() / "data"
+
+
+def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: int = 700) -> DataSource:
+    """Pick the data folder: data_dir, $HAM10000_DIR, data/ham10000/, else the synthetic demo set."""
+    if data_dir is not None:
+        return DataSource("ham10000", _existing(Path(data_dir), "data_dir"), "data_dir parameter")
+    if os.environ.get(ENV_VAR):
+        return DataSource("ham10000", _existing(Path(os.environ[ENV_VAR]), f"${ENV_VAR}"), f"${ENV_VAR}")
+    default = data_home() / "ham10000"
+    if default.is_dir() and any(default.rglob(METADATA_NAME)):
+        return DataSource("ham10000", default, "data/ham10000/")
+    if default.is_dir() and any(default.iterdir()):
+        raise DataError(f"{default} exists but holds no {METADATA_NAME}: finish the download "
+                        "(python -m helpers.data download) or remove the folder")
+    from .synthetic import make_synthetic
+
+    root = make_synthetic(data_home() / "synthetic", n_images=synthetic_images, progress=False)
+    return DataSource("synthetic", root, "built-in synthetic demo set (no real data configured)")
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DataError(f"{what} points to {path}, which is not an existing folder")
+    return path.resolve()
+
+
+def describe(source: DataSource, n_images: int | None = None) -> str:
+    """A banner line announcing the data in use; loud for the synthetic set."""
+    count = f", {n_images:,} images" if n_images is not None else ""
+    if source.synthetic:
+        bar = "!" * 78
+        return (f"{bar}\n!! SYNTHETIC DEMO DATA{count} at {source.root}\n"
+                "!! Drawn lesions, not real skin: every number below is a pipeline demo, not a result.\n"
+                f"!! Set {ENV_VAR} or data_dir, or run `python -m helpers.data download`, for HAM10000.\n{bar}")
+    return f"DATA: HAM10000 at {source.root} (from {source.origin}{count})"

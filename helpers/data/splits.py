@@ -1,0 +1,128 @@
+"""Train/val/test splits: lesion-disjoint stratified, official DermaMNIST, and image-level (leaky)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_open
+from ..errors import DataError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLIT_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx", "split")
+
+
+def grouped_stratified_split(
+    index: pd.DataFrame,
+    group_col: str = "lesion_id",
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    seed: int = 0,
+) -> pd.Series:
+    """Assign each image to train/val/test so that no group crosses splits and each class keeps the fractions.
+
+    Groups of one class are shuffled (seeded), then each group joins the split whose image count
+    lags its target the most, so per-class image proportions land close to `fractions`.
+    """
+    _check_fractions(fractions)
+    for column in (group_col, "dx"):
+        if column not in index:
+            raise DataError(f"split needs the column {column!r}; found {', '.join(index.columns)}")
+    rng = np.random.default_rng(seed)
+    groups = index.groupby(group_col, observed=True).agg(dx=("dx", _majority), size=("dx", "size"))
+    assignment: dict[str, str] = {}
+    targets = np.asarray(fractions, dtype=float)
+    for _, members in groups.groupby("dx", observed=True, sort=True):
+        order = rng.permutation(len(members))
+        filled = np.zeros(len(SPLITS))
+        total = members["size"].sum()
+        for name, size in members.iloc[order]["size"].items():
+            deficit = targets * total - filled
+            choice = int(np.argmax(deficit))
+            assignment[name] = SPLITS[choice]
+            filled[choice] += size
+    return index[group_col].map(assignment).rename("split")
+
+
+def _majority(values: pd.Series) -> str:
+    return values.astype(str).mode().iloc[0]
+
+
+def _check_fractions(fractions: tuple[float, float, float]) -> None:
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+
+
+def lesion_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> pd.Series:
+    """Lesion-disjoint, class-stratified train/val/test split (no lesion_id in two splits)."""
+    return grouped_stratified_split(index, "lesion_id", fractions, seed)
+
+
+def image_level_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> pd.Series:
+    """Class-stratified split by image, ignoring lesions; it leaks lesions and exists only to show that."""
+    return grouped_stratified_split(index, "image_id", fractions, seed)
+
+
+def dermamnist_split(index: pd.DataFrame, split_csv: str | Path) -> pd.Series:
+    """The official DermaMNIST split of each image, read from a CSV of image_id, dermamnist_split."""
+    table = pd.read_csv(split_csv, dtype=str)
+    for column in ("image_id", "dermamnist_split"):
+        if column not in table:
+            raise DataError(f"{split_csv} lacks the column {column!r}")
+    mapping = table.set_index("image_id")["dermamnist_split"].replace({"valid": "val", "validation": "val"})
+    split = index["image_id"].map(mapping)
+    if split.isna().any():
+        absent = index.loc[split.isna(), "image_id"].tolist()
+        raise DataError(f"{len(absent)} image(s) are not in {split_csv}, e.g. {', '.join(absent[:5])}")
+    unknown = sorted(set(split) - set(SPLITS))
+    if unknown:
+        raise DataError(f"{split_csv}: unknown split name(s) {unknown}; expected {', '.join(SPLITS)}")
+    return split.rename("split")
+
+
+def leaked_lesions(index: pd.DataFrame, split: pd.Series, between: tuple[str, str] = ("train", "test")) -> int:
+    """Number of lesions that have images in both named splits."""
+    first, second = (set(index.loc[split == name, "lesion_id"]) for name in between)
+    return len(first & second)
+
+
+def split_table(index: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
+    """Images per class (rows) and split (columns), with totals."""
+    table = pd.crosstab(index["dx"], split.rename("split"), margins=True, margins_name="total")
+    return table.reindex(columns=[*[s for s in SPLITS if s in table.columns], "total"])
+
+
+def save_split(index: pd.DataFrame, split: pd.Series, path: str | Path) -> Path:
+    """Write image_id, lesion_id, dx, split to a CSV atomically."""
+    path = Path(path)
+    table = index[["image_id", "lesion_id", "dx"]].assign(split=split.values)
+    with atomic_open(path, "w", newline="") as handle:
+        table.to_csv(handle, index=False)
+    return path
+
+
+def load_split(index: pd.DataFrame, path: str | Path) -> pd.Series:
+    """Read a saved split CSV and align it to index; DataError if it does not cover the index."""
+    table = pd.read_csv(path, dtype=str)
+    missing = [c for c in SPLIT_COLUMNS if c not in table]
+    if missing:
+        raise DataError(f"split file {path} lacks the column(s) {', '.join(missing)}")
+    split = index["image_id"].map(table.set_index("image_id")["split"])
+    if split.isna().any():
+        absent = index.loc[split.isna(), "image_id"].tolist()
+        raise DataError(f"split file {path} does not cover {len(absent)} image(s), e.g. {', '.join(absent[:5])}")
+    return split.rename("split")
+
+
+def load_or_make_split(index: pd.DataFrame, path: str | Path, seed: int = 0,
+                       fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> pd.Series:
+    """Reuse the lesion-disjoint split saved at path when it matches index exactly, else make and save it."""
+    path = Path(path)
+    if path.exists():
+        saved = pd.read_csv(path, dtype=str)
+        if set(saved.get("image_id", [])) == set(index["image_id"]):
+            return load_split(index, path)
+    split = lesion_split(index, seed=seed, fractions=fractions)
+    save_split(index, split, path)
+    return split

@@ -1,0 +1,5 @@
+"""The one exception type for bad input data."""
+
+
+class DataError(ValueError):
+    """Invalid or missing data; the message names the file, column or parameter at fault."""
