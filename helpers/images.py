@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .errors import DataError
 from .io import atomic_path

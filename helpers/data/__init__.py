@@ -14,11 +14,12 @@ from .splits import (
     load_split,
     save_split,
     split_table,
+    subsample_lesions,
 )
 
 __all__ = [
     "BINARY_CLASSES", "DX_CLASSES", "DX_NAMES", "MALIGNANT_DX", "DataError", "DataSource",
     "binary_label", "check_ham10000", "data_home", "dermamnist_split", "describe", "image_level_split",
     "leaked_lesions", "lesion_split", "load_ham10000", "load_image_folder", "load_or_make_split",
-    "load_split", "project_root", "resolve_data_source", "save_split", "split_table", "summarize",
+    "load_split", "project_root", "resolve_data_source", "save_split", "split_table", "subsample_lesions", "summarize",
 ]

@@ -22,8 +22,9 @@ def grouped_stratified_split(
 ) -> pd.Series:
     """Assign each image to train/val/test so that no group crosses splits and each class keeps the fractions.
 
-    Groups of one class are shuffled (seeded), then each group joins the split whose image count
-    lags its target the most, so per-class image proportions land close to `fractions`.
+    Groups of one class are shuffled (seeded), then each group joins the split that is least full
+    relative to its target share, so every split gets a class's first groups and per-class image
+    proportions land close to `fractions`.
     """
     _check_fractions(fractions)
     for column in (group_col, "dx"):
@@ -36,10 +37,10 @@ def grouped_stratified_split(
     for _, members in groups.groupby("dx", observed=True, sort=True):
         order = rng.permutation(len(members))
         filled = np.zeros(len(SPLITS))
-        total = members["size"].sum()
         for name, size in members.iloc[order]["size"].items():
-            deficit = targets * total - filled
-            choice = int(np.argmax(deficit))
+            with np.errstate(divide="ignore"):
+                fullness = np.where(targets > 0, filled / targets, np.inf)
+            choice = int(np.argmin(fullness))
             assignment[name] = SPLITS[choice]
             filled[choice] += size
     return index[group_col].map(assignment).rename("split")
@@ -126,3 +127,21 @@ def load_or_make_split(index: pd.DataFrame, path: str | Path, seed: int = 0,
     split = lesion_split(index, seed=seed, fractions=fractions)
     save_split(index, split, path)
     return split
+
+
+def subsample_lesions(index: pd.DataFrame, max_images: int | None, seed: int = 0, min_per_class: int = 15) -> pd.DataFrame:
+    """A subset of whole lesions with about max_images images, class proportions kept, no class below min_per_class."""
+    if max_images is None or len(index) <= max_images:
+        return index
+    rng = np.random.default_rng(seed)
+    keep: list[str] = []
+    for _, rows in index.groupby("dx", observed=True, sort=True):
+        quota = max(min_per_class, round(max_images * len(rows) / len(index)))
+        sizes = rows.groupby("lesion_id").size()
+        taken = 0
+        for lesion in sizes.index[rng.permutation(len(sizes))]:
+            if taken >= quota:
+                break
+            keep.append(lesion)
+            taken += sizes[lesion]
+    return index[index["lesion_id"].isin(keep)].reset_index(drop=True)

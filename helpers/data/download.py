@@ -1,0 +1,580 @@
+"""Fetch HAM10000 into a local folder from Harvard Dataverse (checksummed, resumable) or Kaggle."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO, Callable, Iterator
+
+from tqdm import tqdm
+
+from ..errors import DataError
+
+DATAVERSE_URL = "https://dataverse.harvard.edu"
+DATAVERSE_DOI = "doi:10.7910/DVN/DBW86T"
+KAGGLE_DATASET = "kmader/skin-cancer-mnist-ham10000"
+METADATA_FILENAME = "HAM10000_metadata.csv"
+METADATA_STEM = "HAM10000_metadata"
+IMAGE_FOLDERS: tuple[str, ...] = ("HAM10000_images_part_1", "HAM10000_images_part_2")
+SEGMENTATION_FOLDER = "HAM10000_segmentations_lesion_tschandl"
+ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar.gz", ".tgz", ".tar", ".zip")
+SOURCES: tuple[str, ...] = ("dataverse", "kaggle")
+USER_AGENT = "skin-lesion-course/0.1 (HAM10000 downloader; Python urllib)"
+TIMEOUT_S = 60.0
+CHUNK_BYTES = 1 << 20
+KAGGLE_MARKER = ".kaggle.complete"
+
+
+class DownloadError(DataError):
+    """A download, checksum or extraction failure; the message names the URL, file or member at fault."""
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """An expected digest: a hashlib algorithm name and the lowercase hex value."""
+
+    algorithm: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.value}"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of the Dataverse dataset: where to fetch it, its local name, size and checksum."""
+
+    url: str
+    name: str
+    size: int | None
+    checksum: Checksum | None
+
+
+class _RangeNotSatisfiable(Exception):
+    pass
+
+
+def download_ham10000(target: Path, source: str = "dataverse", **kwargs) -> Path:
+    """Download HAM10000 into target from source 'dataverse' or 'kaggle'; return target."""
+    downloaders: dict[str, Callable[..., Path]] = {"dataverse": download_dataverse, "kaggle": download_kaggle}
+    if source not in downloaders:
+        raise ValueError(f"source must be one of {', '.join(map(repr, SOURCES))}; got {source!r}")
+    return downloaders[source](Path(target), **kwargs)
+
+
+def download_dataverse(
+    target: Path,
+    base_url: str = DATAVERSE_URL,
+    include_segmentations: bool = False,
+    progress: bool = True,
+    keep_archives: bool = True,
+    timeout: float = TIMEOUT_S,
+) -> Path:
+    """Fetch, verify and extract HAM10000 (metadata CSV, image zips) from Harvard Dataverse into target."""
+    target = Path(target)
+    base_url = _checked_base_url(base_url)
+    target.mkdir(parents=True, exist_ok=True)
+    entries = list_dataverse_files(base_url, DATAVERSE_DOI, timeout)
+    metadata, archives = select_ham10000_files(entries, base_url, include_segmentations)
+    for archive in archives:
+        _fetch_and_extract(archive, target, progress, keep_archives, timeout)
+    # The metadata comes last: its presence is what marks the folder as a usable HAM10000 copy.
+    _download(metadata.url, target / METADATA_FILENAME, metadata.checksum, metadata.size, progress, timeout)
+    return target
+
+
+def list_dataverse_files(base_url: str, persistent_id: str = DATAVERSE_DOI, timeout: float = TIMEOUT_S) -> list[dict]:
+    """Return the file entries (label, dataFile{...}) of the latest version of a Dataverse dataset."""
+    query = urllib.parse.urlencode({"persistentId": persistent_id})
+    url = f"{base_url.rstrip('/')}/api/datasets/:persistentId/?{query}"
+    payload = _get_json(url, timeout)
+    if payload.get("status") != "OK":
+        raise DownloadError(f"{url} answered status {payload.get('status')!r}: {payload.get('message', '')}")
+    data = payload.get("data")
+    files = data if isinstance(data, list) else (data or {}).get("latestVersion", {}).get("files")
+    if not isinstance(files, list):
+        raise DownloadError(f"{url} answered without a data.latestVersion.files list")
+    return files
+
+
+def select_ham10000_files(
+    entries: list[dict], base_url: str, include_segmentations: bool = False
+) -> tuple[RemoteFile, list[RemoteFile]]:
+    """Pick the metadata file and the image (and segmentation) archives from a Dataverse file listing."""
+    by_key = {_name_key(name): entry for entry in entries for name in _entry_names(entry)}
+    wanted = [*IMAGE_FOLDERS, *([SEGMENTATION_FOLDER] if include_segmentations else []), METADATA_STEM]
+    missing = [name for name in wanted if _name_key(name) not in by_key]
+    if missing:
+        listed = sorted({name for entry in entries for name in _entry_names(entry)})
+        raise DownloadError(
+            f"the Dataverse dataset {DATAVERSE_DOI} at {base_url} lists no file like {', '.join(missing)}; "
+            f"it lists: {', '.join(listed) or 'nothing'}"
+        )
+    metadata = _remote_file(by_key[_name_key(METADATA_STEM)], base_url, METADATA_FILENAME)
+    archives = [_remote_file(by_key[_name_key(name)], base_url, None) for name in wanted[:-1]]
+    return metadata, archives
+
+
+def _checked_base_url(base_url: str) -> str:
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url must be an http(s) URL like {DATAVERSE_URL!r}; got {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def _entry_names(entry: dict) -> list[str]:
+    data_file = entry.get("dataFile") or {}
+    names = (data_file.get("originalFileName"), data_file.get("filename"), entry.get("label"))
+    return [name for name in names if isinstance(name, str) and name]
+
+
+def _name_key(name: str) -> str:
+    lowered = name.lower()
+    for suffix in (*ARCHIVE_SUFFIXES, ".tab", ".csv"):
+        if lowered.endswith(suffix):
+            lowered = lowered[: -len(suffix)]
+            break
+    return re.sub(r"[^a-z0-9]", "", lowered)
+
+
+def _remote_file(entry: dict, base_url: str, local_name: str | None) -> RemoteFile:
+    data_file = entry.get("dataFile") or {}
+    name = local_name or _plain_name(data_file.get("filename") or entry.get("label") or "")
+    if "id" not in data_file:
+        raise DownloadError(f"the Dataverse listing at {base_url} gives no dataFile.id for {name}")
+    ingested = _is_ingested(data_file)
+    url = f"{base_url}/api/access/datafile/{data_file['id']}" + ("?format=original" if ingested else "")
+    size = data_file.get("originalFileSize") if ingested else data_file.get("filesize")
+    return RemoteFile(url, name, size if isinstance(size, int) else None, _checksum_of(data_file, name))
+
+
+def _plain_name(name: str) -> str:
+    plain = PurePosixPath(name.replace("\\", "/")).name
+    if plain in ("", ".", ".."):
+        raise DownloadError(f"the Dataverse listing holds an unusable file name {name!r}")
+    _archive_stem(Path(plain))
+    return plain
+
+
+def _is_ingested(data_file: dict) -> bool:
+    """Ingested tabular files are served as .tab unless ?format=original; their checksum is the original's."""
+    original = data_file.get("originalFileName")
+    return bool(data_file.get("originalFileFormat")) or bool(original and original != data_file.get("filename"))
+
+
+def _checksum_of(data_file: dict, name: str) -> Checksum | None:
+    legacy_md5 = {"type": "MD5", "value": data_file["md5"]} if data_file.get("md5") else None
+    checksum = data_file.get("checksum") or legacy_md5
+    if not checksum or not checksum.get("value"):
+        warnings.warn(f"Dataverse gives no checksum for {name}; it will not be verified")
+        return None
+    algorithm = re.sub(r"[^a-z0-9]", "", str(checksum.get("type", "")).lower())
+    if algorithm not in hashlib.algorithms_available:
+        warnings.warn(f"unknown checksum type {checksum.get('type')!r} for {name}; it will not be verified")
+        return None
+    return Checksum(algorithm, str(checksum["value"]).lower())
+
+
+def _fetch_and_extract(remote: RemoteFile, target: Path, progress: bool, keep_archives: bool, timeout: float) -> None:
+    stamp = str(remote.checksum) if remote.checksum else f"size:{remote.size}"
+    if _is_extracted(target, remote.name, stamp):
+        return
+    archive = _download(remote.url, target / remote.name, remote.checksum, remote.size, progress, timeout)
+    extract_archive(archive, target, stamp)
+    if not keep_archives:
+        archive.unlink()
+
+
+def _get_json(url: str, timeout: float) -> dict:
+    with _open(url, timeout) as response:
+        body = response.read()
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DownloadError(f"{url} did not answer JSON: {err}") from err
+    if not isinstance(payload, dict):
+        raise DownloadError(f"{url} answered JSON that is not an object")
+    return payload
+
+
+def _open(url: str, timeout: float, offset: int = 0) -> http.client.HTTPResponse:
+    headers = {"User-Agent": USER_AGENT, **({"Range": f"bytes={offset}-"} if offset else {})}
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            raise _RangeNotSatisfiable() from err
+        raise DownloadError(f"HTTP {err.code} {err.reason} for {url}") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise DownloadError(f"cannot reach {url}: {getattr(err, 'reason', err)}") from err
+
+
+def _download(
+    url: str, dest: Path, checksum: Checksum | None, size: int | None, progress: bool, timeout: float
+) -> Path:
+    """Stream url to dest via dest.part (resuming it with a Range request when possible); verify; rename."""
+    if dest.exists():
+        if _matches(dest, checksum, size):
+            return dest
+        warnings.warn(f"{dest} does not match the expected checksum or size; downloading it again")
+        dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    offset = _resumable_offset(part, size)
+    if offset and offset == size:
+        return _finalize(part, dest, url, checksum)
+    try:
+        response = _open(url, timeout, offset)
+    except _RangeNotSatisfiable:
+        part.unlink()
+        offset = 0
+        response = _open(url, timeout)
+    with response:
+        offset = _accepted_offset(response, offset, url, part)
+        total = size if size is not None else _content_length(response, offset)
+        _stream(response, part, offset, total, progress, url)
+    if size is not None and part.stat().st_size != size:
+        raise DownloadError(f"download of {dest.name} from {url} stopped at {part.stat().st_size} of {size} bytes; "
+                            "run again to resume")
+    return _finalize(part, dest, url, checksum)
+
+
+def _resumable_offset(part: Path, size: int | None) -> int:
+    if not part.exists():
+        return 0
+    offset = part.stat().st_size
+    if size is not None and offset > size:
+        part.unlink()
+        return 0
+    return offset
+
+
+def _accepted_offset(response: http.client.HTTPResponse, offset: int, url: str, part: Path) -> int:
+    """The offset the server's answer continues from: offset on a matching 206, 0 when it sent everything."""
+    if not offset or response.status != 206:
+        return 0
+    match = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
+    if match and int(match.group(1)) != offset:
+        part.unlink()
+        raise DownloadError(f"{url} answered a Range request for byte {offset} with "
+                            f"{response.headers['Content-Range']!r}; the partial file was deleted, run again")
+    return offset
+
+
+def _content_length(response: http.client.HTTPResponse, offset: int) -> int | None:
+    length = response.headers.get("Content-Length")
+    return int(length) + offset if length and length.isdigit() else None
+
+
+def _stream(response: IO[bytes], part: Path, offset: int, total: int | None, progress: bool, url: str) -> None:
+    name = part.name.removesuffix(".part")
+    with part.open("ab" if offset else "wb") as out, tqdm(
+        total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=name, disable=not progress
+    ) as bar:
+        try:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as err:
+            raise DownloadError(f"download of {name} from {url} broke off after {out.tell()} bytes ({err}); "
+                                "run again to resume") from err
+
+
+def _finalize(part: Path, dest: Path, url: str, checksum: Checksum | None) -> Path:
+    if checksum is not None:
+        actual = _file_digest(part, checksum.algorithm)
+        if actual != checksum.value:
+            part.unlink()
+            raise DownloadError(
+                f"checksum mismatch for {dest.name} downloaded from {url}: expected {checksum.algorithm} "
+                f"{checksum.value}, got {actual}; the bad file was deleted, run again to retry"
+            )
+    os.replace(part, dest)
+    return dest
+
+
+def _matches(path: Path, checksum: Checksum | None, size: int | None) -> bool:
+    if checksum is not None:
+        return _file_digest(path, checksum.algorithm) == checksum.value
+    return size is None or path.stat().st_size == size
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def extract_archive(archive: Path, target: Path, stamp: str | None = None) -> Path:
+    """Safely extract a .zip/.tar/.tar.gz into target/<archive stem>/ once; return that folder."""
+    archive, target = Path(archive), Path(target)
+    stamp = stamp if stamp is not None else f"size:{archive.stat().st_size}"
+    dest = target / _archive_stem(archive)
+    if _is_extracted(target, archive.name, stamp):
+        return dest
+    _remove_leftovers(target, archive.name)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{archive.name}.", suffix=".tmp", dir=target))
+    try:
+        _extract_members(archive, scratch)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(_content_root(scratch, dest.name), dest)
+        _marker(target, archive.name).write_text(stamp + "\n")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dest
+
+
+def _archive_stem(archive: Path) -> str:
+    for suffix in ARCHIVE_SUFFIXES:
+        if archive.name.lower().endswith(suffix) and len(archive.name) > len(suffix):
+            return archive.name[: -len(suffix)]
+    raise DownloadError(f"{archive.name} is not a supported archive ({', '.join(ARCHIVE_SUFFIXES)})")
+
+
+def _marker(target: Path, archive_name: str) -> Path:
+    return target / f".{archive_name}.extracted"
+
+
+def _is_extracted(target: Path, archive_name: str, stamp: str) -> bool:
+    marker = _marker(target, archive_name)
+    dest = target / _archive_stem(Path(archive_name))
+    return marker.is_file() and dest.is_dir() and marker.read_text().strip() == stamp
+
+
+def _remove_leftovers(target: Path, archive_name: str) -> None:
+    _marker(target, archive_name).unlink(missing_ok=True)
+    for scratch in target.glob(f".{glob.escape(archive_name)}.*.tmp"):
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _content_root(scratch: Path, stem: str) -> Path:
+    """The extracted tree, without the extra level when the archive holds one folder named like itself."""
+    entries = list(scratch.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() == stem.lower():
+        return entries[0]
+    return scratch
+
+
+def _extract_members(archive: Path, into: Path) -> None:
+    try:
+        if archive.name.lower().endswith(".zip"):
+            _extract_zip(archive, into)
+        else:
+            _extract_tar(archive, into)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+        raise DownloadError(f"{archive} is not a readable archive: {err}") from err
+
+
+def _extract_zip(archive: Path, into: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        plan = [(info, _safe_member_path(info.filename, _zip_kind(info), archive)) for info in zf.infolist()]
+        for info, relative in plan:
+            if relative is not None:
+                _write_member(into / relative, info.is_dir(), lambda info=info: zf.open(info))
+
+
+def _extract_tar(archive: Path, into: Path) -> None:
+    with tarfile.open(archive, "r:*") as tf:
+        plan = [(member, _safe_member_path(member.name, _tar_kind(member), archive)) for member in tf.getmembers()]
+        for member, relative in plan:
+            if relative is not None:
+                _write_member(into / relative, member.isdir(), lambda member=member: tf.extractfile(member))
+
+
+def _zip_kind(info: zipfile.ZipInfo) -> str:
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symlink"
+    return "dir" if info.is_dir() else "file"
+
+
+def _tar_kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return "symlink"
+    if member.islnk():
+        return "hard link"
+    if member.isdir():
+        return "dir"
+    return "file" if member.isfile() else "special file"
+
+
+def _safe_member_path(name: str, kind: str, archive: Path) -> PurePosixPath | None:
+    """The member's path relative to the extraction folder, or DownloadError if it could escape it."""
+    if kind not in ("file", "dir"):
+        raise DownloadError(f"{archive.name}: member {name!r} is a {kind}; links and special files are refused")
+    parts = re.split(r"[\\/]+", name)
+    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
+        raise DownloadError(f"{archive.name}: member {name!r} has an absolute path; refusing to extract")
+    if ".." in parts:
+        raise DownloadError(f"{archive.name}: member {name!r} climbs out of the target folder with '..'")
+    kept = [part for part in parts if part not in ("", ".")]
+    # macOS zips carry __MACOSX/._* resource forks that would look like extra images.
+    if not kept or kept[0] == "__MACOSX":
+        return None
+    return PurePosixPath(*kept)
+
+
+def _write_member(path: Path, is_dir: bool, opener: Callable[[], IO[bytes] | None]) -> None:
+    if is_dir:
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = opener()
+    if source is None:
+        return
+    with source, path.open("wb") as out:
+        shutil.copyfileobj(source, out, CHUNK_BYTES)
+
+
+def download_kaggle(target: Path, dataset: str = KAGGLE_DATASET) -> Path:
+    """Fetch HAM10000 from Kaggle with opendatasets; leave the metadata CSV and image folders in target."""
+    target = Path(target).resolve()
+    marker = target / KAGGLE_MARKER
+    if marker.is_file() and marker.read_text().strip() == dataset and (target / METADATA_FILENAME).is_file():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.kaggle-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        _run_opendatasets(dataset, staging)
+        _arrange_kaggle_layout(staging, target, dataset)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    marker.write_text(dataset + "\n")
+    return target
+
+
+def _run_opendatasets(dataset: str, staging: Path) -> None:
+    import opendatasets
+
+    url = f"https://www.kaggle.com/datasets/{dataset}"
+    with _kaggle_credentials_in_cwd():
+        try:
+            opendatasets.download(url, data_dir=str(staging))
+        except SystemExit as err:
+            raise DownloadError(f"Kaggle refused the download of {url} (exit {err.code}): check that your "
+                                f"credentials are valid. {KAGGLE_HELP}") from err
+        except Exception as err:
+            raise DownloadError(f"downloading the Kaggle dataset {url} failed: {err}") from err
+
+
+KAGGLE_HELP = (
+    "Create a Kaggle API token at https://www.kaggle.com/settings (API > Create New Token) and either "
+    "save the kaggle.json it gives you as ~/.kaggle/kaggle.json (chmod 600) or in the working folder, "
+    "or set the environment variables KAGGLE_USERNAME and KAGGLE_KEY. "
+    "Or use source='dataverse', which needs no account."
+)
+
+
+@contextlib.contextmanager
+def _kaggle_credentials_in_cwd() -> Iterator[None]:
+    """Run the block where ./kaggle.json holds the credentials, the only place opendatasets looks before prompting."""
+    env = _kaggle_env_credentials()
+    config = _find_kaggle_json()
+    if env is None and config is None:
+        if not _stdin_can_prompt():
+            raise DownloadError(f"no Kaggle credentials found, and opendatasets cannot prompt for them "
+                                f"because stdin is not interactive. {KAGGLE_HELP}")
+        yield
+        return
+    if env is None:
+        with _working_directory(config.parent):
+            yield
+        return
+    with tempfile.TemporaryDirectory(prefix="kaggle-credentials-") as folder:
+        credentials = Path(folder) / "kaggle.json"
+        credentials.touch(mode=0o600)
+        credentials.write_text(json.dumps({"username": env[0], "key": env[1]}))
+        with _working_directory(Path(folder)):
+            yield
+
+
+def _kaggle_env_credentials() -> tuple[str, str] | None:
+    username, key = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
+    return (username, key) if username and key else None
+
+
+def _find_kaggle_json() -> Path | None:
+    home = Path.home()
+    folders = [Path.cwd(), *([Path(os.environ["KAGGLE_CONFIG_DIR"])] if os.environ.get("KAGGLE_CONFIG_DIR") else []),
+               home / ".kaggle", Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"]
+    for candidate in (folder / "kaggle.json" for folder in folders):
+        if _valid_kaggle_json(candidate):
+            return candidate
+    return None
+
+
+def _valid_kaggle_json(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and bool(data.get("username")) and bool(data.get("key"))
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _stdin_can_prompt() -> bool:
+    """True when a prompt can be answered: stdin is a terminal, or a Jupyter kernel that allows input()."""
+    with contextlib.suppress(AttributeError, ValueError):
+        if sys.stdin is not None and sys.stdin.isatty():
+            return True
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return bool(getattr(getattr(shell, "kernel", None), "_allow_stdin", False))
+
+
+def _arrange_kaggle_layout(staging: Path, target: Path, dataset: str) -> None:
+    found = sorted(p for p in staging.rglob("*") if p.is_file() and p.name.lower() == METADATA_FILENAME.lower())
+    if not found:
+        raise DownloadError(f"the Kaggle dataset {dataset} holds no {METADATA_FILENAME}; "
+                            f"got {', '.join(p.name for p in staging.rglob('*')) or 'nothing'}")
+    root = found[0].parent
+    folders = _kaggle_image_folders(root)
+    missing = [name for name in IMAGE_FOLDERS if name not in folders]
+    if missing:
+        raise DownloadError(f"the Kaggle dataset {dataset} lacks the image folder(s) {', '.join(missing)}; "
+                            f"it holds {', '.join(sorted(p.name for p in root.iterdir()))}")
+    for name, folder in folders.items():
+        shutil.rmtree(target / name, ignore_errors=True)
+        shutil.move(str(folder), str(target / name))
+    shutil.move(str(found[0]), str(target / METADATA_FILENAME))
+
+
+def _kaggle_image_folders(root: Path) -> dict[str, Path]:
+    """Image folders by canonical name; the Kaggle copy also ships lower-case duplicates, which are dropped."""
+    canonical = {name.lower(): name for name in IMAGE_FOLDERS}
+    found: dict[str, Path] = {}
+    for child in sorted(root.iterdir()):
+        name = canonical.get(child.name.lower())
+        if child.is_dir() and name and (name not in found or child.name == name):
+            found[name] = child
+    return found

@@ -1,0 +1,213 @@
+"""Run the notebook series with papermill into HTML reports, metrics JSON and an index page.
+
+Real-data runs write to reports/; runs on the synthetic demo set write to reports/demo/ (git-ignored),
+so a demo never replaces a report made from real data. Every file is written to a temporary
+name and renamed on success: a failed notebook keeps its last good report and shows a failed row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .data.source import project_root, resolve_data_source
+from .io import atomic_open, write_json
+
+METRICS_ENV = "SKIN_LESION_METRICS_OUT"
+RUNS_FILE = "runs.json"
+
+
+def notebooks_in(folder: Path) -> list[Path]:
+    """The numbered notebooks of the series (NN_name.ipynb), in order."""
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def report_dir(synthetic: bool, root: Path | None = None) -> Path:
+    """reports/ for real data, reports/demo/ for the synthetic demo set."""
+    base = (root or project_root()) / "reports"
+    return base / "demo" if synthetic else base
+
+
+def save_metrics(metrics: dict[str, Any]) -> Path | None:
+    """Hand a notebook's metrics to the report runner (via $SKIN_LESION_METRICS_OUT); no-op when run by hand."""
+    target = os.environ.get(METRICS_ENV)
+    if not target:
+        print("metrics not saved: this notebook is not being run by helpers.reports")
+        return None
+    return write_json(metrics, target)
+
+
+def metrics_header(config: Any, notebook: str, n_images: int, split: str, started: float) -> dict[str, Any]:
+    """The top-level fields every notebook's metrics JSON shares (models and extras are added by the notebook)."""
+    return {
+        "notebook": notebook, "preset": config.preset, "device": config.device, "device_name": config.hardware,
+        "data_source": config.data_source, "n_images": int(n_images), "split": split,
+        "wall_time_s": round(time.time() - started, 1), "created": _now(), "config": config.to_dict(), "models": {},
+    }
+
+
+def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: int | None = None) -> dict[str, Any]:
+    """Execute one notebook into out_dir/<name>.html and out_dir/metrics/<name>.json; return its run record."""
+    import papermill
+
+    name = notebook.stem
+    started = time.time()
+    record: dict[str, Any] = {"notebook": name, "started": _now(), "parameters": parameters}
+    metrics_tmp = out_dir / "metrics" / f".{name}.json.running"
+    metrics_tmp.parent.mkdir(parents=True, exist_ok=True)
+    metrics_tmp.unlink(missing_ok=True)
+    os.environ[METRICS_ENV] = str(metrics_tmp)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            executed = Path(scratch) / notebook.name
+            try:
+                papermill.execute_notebook(
+                    str(notebook), str(executed), parameters=parameters, kernel_name="python3",
+                    cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout,
+                )
+                record["status"] = "ok"
+            except Exception as err:  # the notebook failed: keep its last good report
+                record.update(status="failed", error=f"{type(err).__name__}: {str(err).strip()[-2000:]}")
+            html_text = to_html(executed) if executed.exists() else f"<pre>{html.escape(record.get('error', ''))}</pre>"
+        if record["status"] == "ok":
+            with atomic_open(out_dir / f"{name}.html", "w", encoding="utf-8") as handle:
+                handle.write(html_text)
+            if metrics_tmp.exists():
+                os.replace(metrics_tmp, out_dir / "metrics" / f"{name}.json")
+        else:
+            with atomic_open(out_dir / f"{name}.failed.html", "w", encoding="utf-8") as handle:
+                handle.write(html_text)
+    finally:
+        os.environ.pop(METRICS_ENV, None)
+        metrics_tmp.unlink(missing_ok=True)
+    record["wall_time_s"] = round(time.time() - started, 1)
+    return record
+
+
+def to_html(executed: Path) -> str:
+    """Export an executed notebook to HTML with papermill's injected-parameters cell hidden."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config as TraitletsConfig
+
+    settings = TraitletsConfig()
+    settings.TagRemovePreprocessor.enabled = True
+    settings.TagRemovePreprocessor.remove_cell_tags = ("injected-parameters",)
+    exporter = HTMLExporter(config=settings)
+    body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
+    return body
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def load_runs(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The latest run record of each notebook in out_dir (empty if none yet)."""
+    path = out_dir / RUNS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_metrics(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every metrics JSON of out_dir/metrics, keyed by notebook name."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted((out_dir / "metrics").glob("*.json"))}
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    """A short text of the best model's test metrics, or the notebook's own summary."""
+    models = metrics.get("models") or {}
+    if not models:
+        return html.escape(str(metrics.get("headline", "")))
+    name, best = max(models.items(), key=lambda item: item[1].get("balanced_accuracy", 0))
+    parts = [f"{key} {best[key]:.3f}" for key in ("accuracy", "balanced_accuracy", "macro_auc", "auc")
+             if isinstance(best.get(key), (int, float))]
+    return html.escape(f"{name}: " + ", ".join(parts))
+
+
+def write_index(out_dir: Path, notebooks: list[str]) -> Path:
+    """Write out_dir/index.html: one row per notebook with status, preset, data, hardware, time, metrics."""
+    runs, metrics = load_runs(out_dir), load_metrics(out_dir)
+    rows = []
+    for name in notebooks:
+        run, result = runs.get(name, {}), metrics.get(name, {})
+        status = run.get("status", "not run")
+        link = f'<a href="{name}.html">{name}</a>' if (out_dir / f"{name}.html").exists() else name
+        if status == "failed":
+            link += f' (<a href="{name}.failed.html">failed run</a>)'
+        cells = [link, f'<span class="{status}">{status}</span>', result.get("preset", ""),
+                 result.get("data_source", ""), result.get("device_name", result.get("device", "")),
+                 f"{result.get('wall_time_s', run.get('wall_time_s', '')):}", headline(result),
+                 html.escape(run.get("error", "")[:300])]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    demo = "demo" in out_dir.parts[-1:]
+    page = _INDEX.format(
+        title="Skin-lesion course reports" + (" (SYNTHETIC DEMO DATA)" if demo else ""),
+        warning=("<p class='warn'>These reports ran on the built-in synthetic demo set, not on real "
+                 "skin images: their numbers demonstrate the pipeline only.</p>" if demo else ""),
+        rows="\n".join(rows), created=_now(),
+    )
+    with atomic_open(out_dir / "index.html", "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return out_dir / "index.html"
+
+
+_INDEX = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}
+table{{border-collapse:collapse}} .ok{{color:#070}} .failed{{color:#b00;font-weight:bold}} .warn{{color:#b00;font-weight:bold}}</style>
+</head><body><h1>{title}</h1>{warning}
+<table><tr><th>notebook</th><th>status</th><th>preset</th><th>data</th><th>hardware</th><th>wall time (s)</th><th>headline (test split)</th><th>error</th></tr>
+{rows}
+</table><p>Index written {created}.</p></body></html>
+"""
+
+
+def run_series(preset: str | None = None, only: list[str] | None = None, notebooks_dir: Path | None = None,
+               root: Path | None = None, timeout: int | None = None) -> int:
+    """Execute every notebook (or those named in only) and rebuild the index; the number that failed."""
+    root = root or project_root()
+    notebooks = notebooks_in(notebooks_dir or root / "notebooks")
+    if only:
+        notebooks = [nb for nb in notebooks if any(key in nb.stem for key in only)]
+    source = resolve_data_source()
+    out_dir = report_dir(source.synthetic, root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"data: {source.kind} at {source.root} ({source.origin}); reports go to {out_dir}")
+    if source.synthetic:
+        print("SYNTHETIC DEMO DATA: these reports go to reports/demo/ and never replace real-data reports.")
+    parameters = {"preset": preset} if preset else {}
+    failures = 0
+    for notebook in notebooks:
+        print(f"running {notebook.name} …", flush=True)
+        record = execute(notebook, out_dir, parameters, timeout)
+        runs = load_runs(out_dir)
+        runs[notebook.stem] = record
+        write_json(runs, out_dir / RUNS_FILE)
+        failures += record["status"] != "ok"
+        print(f"  {record['status']} in {record['wall_time_s']} s" + (f": {record.get('error', '')[:500]}" if record["status"] != "ok" else ""))
+    index = write_index(out_dir, [nb.stem for nb in notebooks_in(notebooks_dir or root / "notebooks")])
+    print(f"index: {index}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: python -m helpers.reports [--preset P] [--only 01 02]."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.reports", description=__doc__)
+    parser.add_argument("--preset", choices=("auto", "smoke", "cpu", "gpu"), help="override every notebook's preset")
+    parser.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
+    parser.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
+    args = parser.parse_args(argv)
+    failures = run_series(args.preset, args.only, timeout=args.timeout)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
