@@ -75,7 +75,7 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: 
                 )
                 record["status"] = "ok"
             except Exception as err:  # the notebook failed: keep its last good report
-                record.update(status="failed", error=f"{type(err).__name__}: {str(err).strip()[-2000:]}")
+                record.update(status="failed", error=_error_line(err))
             html_text = to_html(executed) if executed.exists() else f"<pre>{html.escape(record.get('error', ''))}</pre>"
         if record["status"] == "ok":
             with atomic_open(out_dir / f"{name}.html", "w", encoding="utf-8") as handle:
@@ -104,6 +104,12 @@ def to_html(executed: Path) -> str:
     exporter = HTMLExporter(config=settings)
     body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
     return body
+
+
+def _error_line(err: Exception) -> str:
+    if hasattr(err, "ename"):  # papermill's PapermillExecutionError: the notebook's own exception
+        return f"{err.ename}: {err.evalue} (cell {err.exec_count})"
+    return f"{type(err).__name__}: {str(err).strip()[-1000:]}"
 
 
 def _now() -> str:

@@ -19,9 +19,10 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import IO, Callable, Iterator
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -35,7 +36,6 @@ METADATA_STEM = "HAM10000_metadata"
 IMAGE_FOLDERS: tuple[str, ...] = ("HAM10000_images_part_1", "HAM10000_images_part_2")
 SEGMENTATION_FOLDER = "HAM10000_segmentations_lesion_tschandl"
 ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar.gz", ".tgz", ".tar", ".zip")
-SOURCES: tuple[str, ...] = ("dataverse", "kaggle")
 USER_AGENT = "skin-lesion-course/0.1 (HAM10000 downloader; Python urllib)"
 TIMEOUT_S = 60.0
 CHUNK_BYTES = 1 << 20
@@ -67,15 +67,15 @@ class RemoteFile:
     checksum: Checksum | None
 
 
-class _RangeNotSatisfiable(Exception):
+class _RangeNotSatisfiableError(Exception):
     pass
 
 
-def download_ham10000(target: Path, source: str = "dataverse", **kwargs) -> Path:
+def download_ham10000(target: Path, source: str = "dataverse", **kwargs: Any) -> Path:
     """Download HAM10000 into target from source 'dataverse' or 'kaggle'; return target."""
     downloaders: dict[str, Callable[..., Path]] = {"dataverse": download_dataverse, "kaggle": download_kaggle}
     if source not in downloaders:
-        raise ValueError(f"source must be one of {', '.join(map(repr, SOURCES))}; got {source!r}")
+        raise ValueError(f"source must be one of {', '.join(map(repr, downloaders))}; got {source!r}")
     return downloaders[source](Path(target), **kwargs)
 
 
@@ -88,7 +88,7 @@ def download_dataverse(
     timeout: float = TIMEOUT_S,
 ) -> Path:
     """Fetch, verify and extract HAM10000 (metadata CSV, image zips) from Harvard Dataverse into target."""
-    target = Path(target)
+    target = Path(target).resolve()
     base_url = _checked_base_url(base_url)
     target.mkdir(parents=True, exist_ok=True)
     entries = list_dataverse_files(base_url, DATAVERSE_DOI, timeout)
@@ -108,7 +108,7 @@ def list_dataverse_files(base_url: str, persistent_id: str = DATAVERSE_DOI, time
     if payload.get("status") != "OK":
         raise DownloadError(f"{url} answered status {payload.get('status')!r}: {payload.get('message', '')}")
     data = payload.get("data")
-    files = data if isinstance(data, list) else (data or {}).get("latestVersion", {}).get("files")
+    files = data if isinstance(data, list) else ((data or {}).get("latestVersion") or {}).get("files")
     if not isinstance(files, list):
         raise DownloadError(f"{url} answered without a data.latestVersion.files list")
     return files
@@ -119,8 +119,8 @@ def select_ham10000_files(
 ) -> tuple[RemoteFile, list[RemoteFile]]:
     """Pick the metadata file and the image (and segmentation) archives from a Dataverse file listing."""
     by_key = {_name_key(name): entry for entry in entries for name in _entry_names(entry)}
-    wanted = [*IMAGE_FOLDERS, *([SEGMENTATION_FOLDER] if include_segmentations else []), METADATA_STEM]
-    missing = [name for name in wanted if _name_key(name) not in by_key]
+    archive_names = [*IMAGE_FOLDERS, *([SEGMENTATION_FOLDER] if include_segmentations else [])]
+    missing = [name for name in [*archive_names, METADATA_STEM] if _name_key(name) not in by_key]
     if missing:
         listed = sorted({name for entry in entries for name in _entry_names(entry)})
         raise DownloadError(
@@ -128,7 +128,7 @@ def select_ham10000_files(
             f"it lists: {', '.join(listed) or 'nothing'}"
         )
     metadata = _remote_file(by_key[_name_key(METADATA_STEM)], base_url, METADATA_FILENAME)
-    archives = [_remote_file(by_key[_name_key(name)], base_url, None) for name in wanted[:-1]]
+    archives = [_remote_file(by_key[_name_key(name)], base_url, None) for name in archive_names]
     return metadata, archives
 
 
@@ -183,11 +183,12 @@ def _checksum_of(data_file: dict, name: str) -> Checksum | None:
     legacy_md5 = {"type": "MD5", "value": data_file["md5"]} if data_file.get("md5") else None
     checksum = data_file.get("checksum") or legacy_md5
     if not checksum or not checksum.get("value"):
-        warnings.warn(f"Dataverse gives no checksum for {name}; it will not be verified")
+        warnings.warn(f"Dataverse gives no checksum for {name}; it will not be verified", stacklevel=2)
         return None
     algorithm = re.sub(r"[^a-z0-9]", "", str(checksum.get("type", "")).lower())
     if algorithm not in hashlib.algorithms_available:
-        warnings.warn(f"unknown checksum type {checksum.get('type')!r} for {name}; it will not be verified")
+        kind = checksum.get("type")
+        warnings.warn(f"unknown checksum type {kind!r} for {name}; it will not be verified", stacklevel=2)
         return None
     return Checksum(algorithm, str(checksum["value"]).lower())
 
@@ -220,7 +221,7 @@ def _open(url: str, timeout: float, offset: int = 0) -> http.client.HTTPResponse
         return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:
-            raise _RangeNotSatisfiable() from err
+            raise _RangeNotSatisfiableError() from err
         raise DownloadError(f"HTTP {err.code} {err.reason} for {url}") from err
     except (urllib.error.URLError, OSError) as err:
         raise DownloadError(f"cannot reach {url}: {getattr(err, 'reason', err)}") from err
@@ -233,26 +234,24 @@ def _download(
     if dest.exists():
         if _matches(dest, checksum, size):
             return dest
-        warnings.warn(f"{dest} does not match the expected checksum or size; downloading it again")
+        warnings.warn(f"{dest} does not match the expected checksum or size; downloading it again", stacklevel=2)
         dest.unlink()
     part = dest.with_name(dest.name + ".part")
     offset = _resumable_offset(part, size)
     if offset and offset == size:
-        return _finalize(part, dest, url, checksum)
+        return _finalize(part, dest, url, checksum, size)
     try:
         response = _open(url, timeout, offset)
-    except _RangeNotSatisfiable:
+    except _RangeNotSatisfiableError:
         part.unlink()
         offset = 0
         response = _open(url, timeout)
     with response:
         offset = _accepted_offset(response, offset, url, part)
-        total = size if size is not None else _content_length(response, offset)
-        _stream(response, part, offset, total, progress, url)
-    if size is not None and part.stat().st_size != size:
-        raise DownloadError(f"download of {dest.name} from {url} stopped at {part.stat().st_size} of {size} bytes; "
-                            "run again to resume")
-    return _finalize(part, dest, url, checksum)
+        announced = _content_length(response, offset)
+        _stream(response, part, offset, size if size is not None else announced, progress, url)
+    _check_complete(part, announced if announced is not None else size, url)
+    return _finalize(part, dest, url, checksum, size)
 
 
 def _resumable_offset(part: Path, size: int | None) -> int:
@@ -296,7 +295,15 @@ def _stream(response: IO[bytes], part: Path, offset: int, total: int | None, pro
                                 "run again to resume") from err
 
 
-def _finalize(part: Path, dest: Path, url: str, checksum: Checksum | None) -> Path:
+def _check_complete(part: Path, expected_end: int | None, url: str) -> None:
+    """http.client ends a read silently when the connection drops early, so the length is checked here."""
+    received = part.stat().st_size
+    if expected_end is not None and received < expected_end:
+        raise DownloadError(f"download of {part.name.removesuffix('.part')} from {url} broke off after "
+                            f"{received} of {expected_end} bytes; run again to resume")
+
+
+def _finalize(part: Path, dest: Path, url: str, checksum: Checksum | None, size: int | None) -> Path:
     if checksum is not None:
         actual = _file_digest(part, checksum.algorithm)
         if actual != checksum.value:
@@ -305,6 +312,11 @@ def _finalize(part: Path, dest: Path, url: str, checksum: Checksum | None) -> Pa
                 f"checksum mismatch for {dest.name} downloaded from {url}: expected {checksum.algorithm} "
                 f"{checksum.value}, got {actual}; the bad file was deleted, run again to retry"
             )
+    elif size is not None and part.stat().st_size != size:
+        got = part.stat().st_size
+        part.unlink()
+        raise DownloadError(f"size mismatch for {dest.name} downloaded from {url}: expected {size} bytes, got {got}; "
+                            "the bad file was deleted, run again to retry")
     os.replace(part, dest)
     return dest
 
@@ -556,7 +568,7 @@ def _arrange_kaggle_layout(staging: Path, target: Path, dataset: str) -> None:
     found = sorted(p for p in staging.rglob("*") if p.is_file() and p.name.lower() == METADATA_FILENAME.lower())
     if not found:
         raise DownloadError(f"the Kaggle dataset {dataset} holds no {METADATA_FILENAME}; "
-                            f"got {', '.join(p.name for p in staging.rglob('*')) or 'nothing'}")
+                            f"got {', '.join(sorted(p.name for p in staging.iterdir())) or 'nothing'}")
     root = found[0].parent
     folders = _kaggle_image_folders(root)
     missing = [name for name in IMAGE_FOLDERS if name not in folders]
@@ -570,7 +582,7 @@ def _arrange_kaggle_layout(staging: Path, target: Path, dataset: str) -> None:
 
 
 def _kaggle_image_folders(root: Path) -> dict[str, Path]:
-    """Image folders by canonical name; the Kaggle copy also ships lower-case duplicates, which are dropped."""
+    """Image folders by canonical name; lower-case duplicates that some Kaggle versions ship are dropped."""
     canonical = {name.lower(): name for name in IMAGE_FOLDERS}
     found: dict[str, Path] = {}
     for child in sorted(root.iterdir()):

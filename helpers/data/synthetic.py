@@ -94,11 +94,12 @@ _LIGHT_BROWN = np.array([0.68, 0.46, 0.32], np.float32)
 _BROWN = np.array([0.52, 0.32, 0.21], np.float32)
 _DARK_BROWN = np.array([0.34, 0.19, 0.13], np.float32)
 _BLACK = np.array([0.15, 0.10, 0.09], np.float32)
-_BLUE_GREY = np.array([0.42, 0.46, 0.56], np.float32)
+_BLUE_GREY = np.array([0.44, 0.46, 0.54], np.float32)
 _VEIL = np.array([0.62, 0.66, 0.74], np.float32)
 _PEARL = np.array([0.95, 0.80, 0.80], np.float32)
 _PINK = np.array([0.92, 0.60, 0.62], np.float32)
 _RED = np.array([0.78, 0.28, 0.28], np.float32)
+_BROWN_RED = np.array([0.64, 0.30, 0.27], np.float32)
 _VESSEL = np.array([0.68, 0.10, 0.14], np.float32)
 _DARK_RED = np.array([0.52, 0.08, 0.14], np.float32)
 _PURPLE = np.array([0.42, 0.14, 0.36], np.float32)
@@ -108,7 +109,7 @@ _WHITE_SCAR = np.array([0.93, 0.89, 0.86], np.float32)
 _HAIR = np.array([0.16, 0.11, 0.08], np.float32)
 
 _FIELD_EXTENT = 2.0
-_FIELD_CELLS = 40
+_FIELD_CELLS = 64
 
 
 def synthetic_metadata(n_images: int, seed: int) -> pd.DataFrame:
@@ -406,7 +407,7 @@ def _shape_params(rng: np.random.Generator, lobes: float, ragged: float, edge: t
     return {
         "harmonics": (amplitude * np.exp(1j * phase)).astype(np.complex64),
         "ragged": ragged,
-        "ragged_field": _field(rng, 40),
+        "ragged_field": _field(rng, 32),
         "edge": rng.uniform(*edge),
     }
 
@@ -424,7 +425,7 @@ def _lesion_params(dx: str, rng: np.random.Generator) -> dict[str, Any]:
         "redness": rng.uniform(0, 0.08),
         "low_field": _field(rng, 6),
         "mid_field": _field(rng, 14),
-        "high_field": _field(rng, 40),
+        "high_field": _field(rng, 32),
         "vessels": [],
         "dots": [],
     }
@@ -443,7 +444,7 @@ def _nv_params(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _mel_params(rng: np.random.Generator) -> dict[str, Any]:
-    palette = [_LIGHT_BROWN, _BROWN, _DARK_BROWN, _BLACK, _BLUE_GREY, _RED]
+    palette = [_LIGHT_BROWN, _BROWN, _DARK_BROWN, _BLACK, _BLUE_GREY, _BROWN_RED]
     chosen = rng.choice(len(palette), size=rng.integers(3, 5), replace=False, p=[0.2, 0.25, 0.25, 0.15, 0.1, 0.05])
     direction = rng.uniform(0, 2 * np.pi)
     n_dots = int(rng.integers(0, 14))
@@ -472,8 +473,8 @@ def _bkl_params(rng: np.random.Generator) -> dict[str, Any]:
         "fissure_field": _field(rng, 20),
         "opacity": rng.uniform(0.7, 0.92),
         "dots": [
-            (rng.uniform(-0.7, 0.7, (n_milia, 2)), rng.uniform(0.025, 0.06, n_milia), _SCALE, 0.75),
-            (rng.uniform(-0.7, 0.7, (n_comedo, 2)), rng.uniform(0.025, 0.06, n_comedo), _DARK_BROWN, 0.7),
+            (_points_in_disc(rng, n_milia, 0.65), rng.uniform(0.025, 0.06, n_milia), _SCALE, 0.75),
+            (_points_in_disc(rng, n_comedo, 0.65), rng.uniform(0.025, 0.06, n_comedo), _DARK_BROWN, 0.7),
         ],
     }
 
@@ -487,7 +488,7 @@ def _bcc_params(rng: np.random.Generator) -> dict[str, Any]:
         "ulcer": rng.uniform(0.5, 0.8) if rng.random() < 0.25 else 0.0,
         "pigment": rng.uniform(0.2, 0.5) if rng.random() < 0.12 else 0.0,
         "vessels": _vessel_trees(rng, int(rng.integers(2, 6))),
-        "dots": [(rng.uniform(-0.6, 0.6, (n_nests, 2)), rng.uniform(0.06, 0.14, n_nests), _BLUE_GREY, 0.75)],
+        "dots": [(_points_in_disc(rng, n_nests, 0.6), rng.uniform(0.06, 0.14, n_nests), _BLUE_GREY, 0.75)],
     }
 
 
@@ -499,7 +500,7 @@ def _akiec_params(rng: np.random.Generator) -> dict[str, Any]:
         "rough": rng.uniform(0.04, 0.1),
         "scale": rng.uniform(0.5, 0.85),
         "scale_threshold": rng.uniform(0.3, 1.1),
-        "scale_field": _field(rng, 30),
+        "scale_field": _field(rng, 24),
         "opacity": rng.uniform(0.55, 0.85),
     }
 
@@ -529,6 +530,12 @@ def _df_params(rng: np.random.Generator) -> dict[str, Any]:
         "network": rng.uniform(0.1, 0.3),
         "opacity": rng.uniform(0.7, 0.92),
     }
+
+
+def _points_in_disc(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
+    r = radius * np.sqrt(rng.uniform(0, 1, n))
+    angle = rng.uniform(0, 2 * np.pi, n)
+    return np.stack([r * np.cos(angle), r * np.sin(angle)], 1)
 
 
 def _vessel_trees(rng: np.random.Generator, n_trees: int) -> list[np.ndarray]:
