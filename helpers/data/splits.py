@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..io import atomic_open
 from ..errors import DataError
+from .source import data_home
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx", "split")
@@ -116,10 +117,13 @@ def load_split(index: pd.DataFrame, path: str | Path) -> pd.Series:
     return split.rename("split")
 
 
-def load_or_make_split(index: pd.DataFrame, path: str | Path, seed: int = 0,
-                       fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> pd.Series:
-    """Reuse the lesion-disjoint split saved at path when it matches index exactly, else make and save it."""
-    path = Path(path)
+def load_or_make_split(index: pd.DataFrame, path: str | Path | None = None, seed: int = 0,
+                       fractions: tuple[float, float, float] = (0.70, 0.15, 0.15), name: str = "ham10000") -> pd.Series:
+    """Reuse the lesion-disjoint split saved at path when it matches index exactly, else make and save it.
+
+    Without a path the split lives in data/splits/<name>-<n images>-seed<seed>.csv, shared by every notebook.
+    """
+    path = Path(path) if path else data_home() / "splits" / f"{name}-{len(index)}img-seed{seed}.csv"
     if path.exists():
         saved = pd.read_csv(path, dtype=str)
         if set(saved.get("image_id", [])) == set(index["image_id"]):

@@ -110,6 +110,7 @@ _HAIR = np.array([0.16, 0.11, 0.08], np.float32)
 
 _FIELD_EXTENT = 2.0
 _FIELD_CELLS = 64
+_NOISE_MARGIN = 64
 
 
 def synthetic_metadata(n_images: int, seed: int) -> pd.DataFrame:
@@ -317,11 +318,12 @@ def render_image(dx: str, lesion_number: int, image_number: int, size: tuple[int
     u, v = _to_lesion_coords(grid, view)
     colour, alpha = _LESION_PAINTERS[dx](lesion, u, v, _Sampler(u, v))
     skin = _skin(lesion, view, width, height)
-    image = skin + alpha[..., None] * (colour - skin)
+    image = np.subtract(colour, skin, dtype=np.float32)
+    image *= alpha[..., None]
+    image += skin
     image *= _vignette(grid, view)[..., None]
-    noise = np.random.default_rng(view["noise_seed"]).standard_normal(image.shape, dtype=np.float32)
-    image += view["noise"] * noise
-    pil = Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
+    image += _noise(grid, view)
+    pil = Image.fromarray(_to_uint8(image))
     _draw_overlays(pil, lesion, view, grid)
     pil = pil.point(_tone_curve(view))
     if view["blur"]:
@@ -345,7 +347,7 @@ def _pixel_grid(width: int, height: int) -> _Grid:
     px = (np.arange(width, dtype=np.float32) + 0.5 - width / 2) / unit
     py = (np.arange(height, dtype=np.float32) + 0.5 - height / 2) / unit
     px, py = np.meshgrid(px, py)
-    corner_distance = np.hypot(px, py) / np.hypot(width / 2, height / 2) * unit
+    corner_distance = np.hypot(px, py) * np.float32(unit / float(np.hypot(width / 2, height / 2)))
     for array in (px, py, corner_distance):
         array.flags.writeable = False
     return _Grid(width, height, unit, px, py, corner_distance)
@@ -371,9 +373,9 @@ class _Sampler:
     def __init__(self, u: np.ndarray, v: np.ndarray, cells: int = _FIELD_CELLS, extent: float = _FIELD_EXTENT):
         x = np.clip((u + extent) * (cells / (2 * extent)), 0, cells - 1e-3)
         y = np.clip((v + extent) * (cells / (2 * extent)), 0, cells - 1e-3)
-        i, j = x.astype(np.intp), y.astype(np.intp)
-        fx, fy = _smoothstep(x - i), _smoothstep(y - j)
-        corner = j * (cells + 1) + i
+        x0, y0 = np.floor(x), np.floor(y)
+        fx, fy = _smoothstep(x - x0), _smoothstep(y - y0)
+        corner = y0.astype(np.intp) * (cells + 1) + x0.astype(np.intp)
         self.indices = (corner, corner + 1, corner + cells + 1, corner + cells + 2)
         self.weights = ((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy)
 
@@ -454,8 +456,8 @@ def _mel_params(rng: np.random.Generator) -> dict[str, Any]:
         **_shape_params(rng, lobes=0.3, ragged=rng.uniform(0.06, 0.16), edge=(0.04, 0.12)),
         "colours": np.stack([palette[i] for i in chosen]),
         "colour_fields": [_field(rng, 8) for _ in chosen],
-        "colour_bias": rng.normal(0, 1.2, len(chosen)),
-        "direction": (np.cos(direction), np.sin(direction)),
+        "colour_bias": rng.normal(0, 1.2, len(chosen)).astype(np.float32),
+        "direction": (float(np.cos(direction)), float(np.sin(direction))),
         "veil": rng.uniform(0.3, 0.6) if rng.random() < 0.35 else 0.0,
         "network": rng.uniform(0.1, 0.4),
         "opacity": rng.uniform(0.85, 0.97),
@@ -585,7 +587,7 @@ def _view_params(lesion: dict[str, Any], rng: np.random.Generator) -> dict[str, 
         "vignette_start": rng.uniform(0.45, 0.85),
         "field_of_view": rng.uniform(0.9, 1.05) if rng.random() < 0.25 else 0.0,
         "noise": rng.uniform(0.004, 0.025),
-        "noise_seed": int(rng.integers(2**31)),
+        "noise_offset": tuple(int(i) for i in rng.integers(0, _NOISE_MARGIN, 2)),
         "blur": rng.uniform(0.4, 1.2) if rng.random() < 0.2 else 0.0,
         "hairs": [_hair(rng) for _ in range(n_hairs)],
     }
@@ -752,6 +754,28 @@ def _draw_overlays(image: Image.Image, lesion: dict[str, Any], view: dict[str, A
         for hair in view["hairs"]:
             draw.line(_to_pixels(hair, identity, grid), fill=220, width=line_width)
         image.paste(_rgb(_HAIR), mask=mask)
+
+
+def _noise(grid: _Grid, view: dict[str, Any]) -> np.ndarray:
+    """Sensor noise: a random crop of a fixed noise texture, scaled (much cheaper than fresh noise per image)."""
+    texture = _noise_texture(grid.width, grid.height)
+    x, y = view["noise_offset"]
+    return texture[y : y + grid.height, x : x + grid.width] * np.float32(view["noise"])
+
+
+@lru_cache(maxsize=8)
+def _noise_texture(width: int, height: int) -> np.ndarray:
+    margin = _NOISE_MARGIN
+    texture = np.random.default_rng(0).standard_normal((height + margin, width + margin, 3), dtype=np.float32)
+    texture.flags.writeable = False
+    return texture
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    image *= 255
+    image += 0.5
+    np.clip(image, 0, 255, out=image)
+    return image.astype(np.uint8)
 
 
 def _rgb(colour: np.ndarray) -> tuple[int, int, int]:
