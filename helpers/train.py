@@ -1,0 +1,370 @@
+"""One training loop for GPU and CPU: batches from an in-memory uint8 cache, augmentation as tensor ops,
+bf16 autocast where it helps, channels_last, early stopping, atomic checkpoints, DDP under torchrun."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from sklearn.metrics import balanced_accuracy_score
+from torch import nn
+from tqdm import tqdm
+
+from .augment import AugmentConfig, augment_batch
+from .classifier import save_checkpoint
+
+OPTIMIZERS = ("adam", "adamw", "adadelta")
+SCHEDULES = ("constant", "cosine", "onecycle")
+IMBALANCE = ("none", "weighted_loss", "balanced_sampling")
+MONITORS = {"val_balanced_accuracy": "max", "val_accuracy": "max", "val_loss": "min"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `fit` needs besides the model and the data; saved with every checkpoint."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    backbone_lr: float | None = None
+    weight_decay: float = 1e-4
+    adadelta_rho: float = 0.9
+    adadelta_eps: float = 1e-6
+    schedule: str = "cosine"
+    label_smoothing: float = 0.0
+    imbalance: str = "none"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    monitor: str = "val_balanced_accuracy"
+    patience: int | None = None
+    min_delta: float = 0.0
+    amp: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    eval_batch_size: int = 256
+    max_steps_per_epoch: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+                                     ("imbalance", self.imbalance, IMBALANCE), ("monitor", self.monitor, tuple(MONITORS)),
+                                     ("amp", self.amp, ("auto", "bf16", "off"))):
+            if value not in allowed:
+                raise ValueError(f"TrainConfig.{name} must be one of {', '.join(allowed)}; got {value!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig.epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for JSON and checkpoints."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ImageData:
+    """Images as a uint8 tensor (N, H, W, 3) and integer labels, held on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def from_numpy(cls, images: np.ndarray, labels: np.ndarray, device: str | torch.device = "cpu") -> "ImageData":
+        """Copy a (possibly memory-mapped) uint8 array and its labels onto device."""
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (N, H, W, 3); got {images.dtype} {images.shape}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        return cls(torch.from_numpy(np.ascontiguousarray(images)).to(device),
+                   torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float images (B, 3, H, W) in [0, 1], channels_last in memory, and their labels."""
+        x = self.images[index].permute(0, 3, 1, 2).float().div_(255)
+        return x, self.labels[index]
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns: per-epoch history, the best epoch and its monitored value."""
+
+    history: pd.DataFrame
+    best_epoch: int
+    best_score: float
+    stopped_early: bool
+    checkpoint: Path | None
+    wall_time_s: float
+
+
+def default_device() -> torch.device:
+    """cuda when available (the rank's GPU under torchrun), else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX), where autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(amp: str, device: torch.device) -> bool:
+    """Whether to autocast to bf16 on this device for the given amp setting."""
+    if amp == "off":
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return amp == "bf16" or cpu_supports_bf16()
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights normalised to mean 1 over present classes (absent classes get 0)."""
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    weights = torch.where(counts > 0, counts.sum() / (counts.clamp(min=1) * (counts > 0).sum()), torch.zeros_like(counts))
+    return weights
+
+
+def epoch_order(labels: torch.Tensor, imbalance: str, generator: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch: a permutation, or class-balanced draws with replacement."""
+    n = len(labels)
+    if imbalance == "balanced_sampling":
+        per_image = class_weights(labels.cpu(), int(labels.max()) + 1)[labels.cpu()]
+        return torch.multinomial(per_image, n, replacement=True, generator=generator)
+    return torch.randperm(n, generator=generator)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam, AdamW or Adadelta; a separate learning rate for the backbone when backbone_lr is set."""
+    net = model.net if hasattr(model, "net") else model
+    head = _head_parameter_ids(net)
+    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in trainable if id(p) in head], "lr": config.lr}]
+    groups.append({"params": [p for n, p in trainable if id(p) not in head], "lr": config.backbone_lr or config.lr})
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adadelta(groups, lr=config.lr, rho=config.adadelta_rho, eps=config.adadelta_eps,
+                                weight_decay=config.weight_decay)
+
+
+def _head_parameter_ids(net: nn.Module) -> set[int]:
+    from .models import head_parameters
+
+    return {id(p) for p in head_parameters(net)}
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step schedule: constant, cosine decay to zero, or one-cycle."""
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total_steps, pct_start=0.25)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256, tta: bool = False,
+                   amp: str = "auto") -> torch.Tensor:
+    """Logits (N, C) as float32 for uint8 images (N, H, W, 3); tta averages logits over 4 flips."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    bf16 = use_bf16(amp, device)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device).permute(0, 3, 1, 2).float().div_(255)
+        views = [x, x.flip(3), x.flip(2), x.flip(2, 3)] if tta else [x]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = torch.stack([model(v).float() for v in views]).mean(0)
+        outputs.append(logits.cpu())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def predict(model: nn.Module, images: torch.Tensor | np.ndarray, batch_size: int = 256, tta: bool = False,
+            amp: str = "auto") -> np.ndarray:
+    """Class probabilities (N, C) for uint8 images (N, H, W, 3), optionally with flip test-time augmentation."""
+    images = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    return predict_logits(model, images, batch_size, tta, amp).softmax(1).numpy()
+
+
+def evaluate(model: nn.Module, data: ImageData, batch_size: int = 256, tta: bool = False, amp: str = "auto",
+             class_weight: torch.Tensor | None = None) -> dict[str, Any]:
+    """Loss, accuracy and balanced accuracy on data, with the logits and probabilities."""
+    logits = predict_logits(model, data.images, batch_size, tta, amp)
+    labels = data.labels.cpu()
+    loss = F.cross_entropy(logits, labels, weight=None if class_weight is None else class_weight.cpu()).item()
+    predicted = logits.argmax(1).numpy()
+    y = labels.numpy()
+    return {"loss": loss, "accuracy": float((predicted == y).mean()),
+            "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+            "logits": logits.numpy(), "probs": logits.softmax(1).numpy(), "labels": y}
+
+
+def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
+        checkpoint_path: str | Path | None = None, run_config: dict[str, Any] | None = None) -> FitResult:
+    """Train model on train, validate each epoch on val, keep (and restore) the best epoch by config.monitor."""
+    rank, world = distributed()
+    device = train.images.device
+    torch.manual_seed(config.seed)
+    order_generator = torch.Generator().manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1000 * rank)
+    num_classes = len(getattr(model, "classes", [])) or int(train.labels.max()) + 1
+    weight = class_weights(train.labels, num_classes).to(device) if config.imbalance == "weighted_loss" else None
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config)
+    train_model = _wrap(model, config, device, world)
+    bf16 = use_bf16(config.amp, device)
+
+    steps = _steps_per_epoch(len(train), config)
+    schedule = make_schedule(optimizer, config, steps * config.epochs)
+    mode = MONITORS[config.monitor]
+    best_score, best_epoch, best_state, stale, rows = -math.inf if mode == "max" else math.inf, 0, None, 0, []
+    started = time.time()
+    bar = tqdm(total=steps * config.epochs, desc="train", disable=not config.progress or rank != 0,
+               mininterval=2.0, unit="batch", dynamic_ncols=True)
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.time()
+        train_loss, train_correct, seen = _train_epoch(train_model, train, config, optimizer, schedule, weight,
+                                                       order_generator, augment_generator, bf16, steps, rank, world, bar)
+        train_time = time.time() - epoch_start
+        result = evaluate(model, val, config.eval_batch_size, amp=config.amp, class_weight=weight)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_correct / max(seen, 1),
+               "val_loss": result["loss"], "val_accuracy": result["accuracy"],
+               "val_balanced_accuracy": result["balanced_accuracy"], "lr": optimizer.param_groups[0]["lr"],
+               "train_images": seen * world, "train_time_s": train_time, "epoch_time_s": time.time() - epoch_start}
+        rows.append(row)
+        score = row[config.monitor]
+        improved = score > best_score + config.min_delta if mode == "max" else score < best_score - config.min_delta
+        if improved:
+            best_score, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            if checkpoint_path and rank == 0:
+                save_checkpoint(model, checkpoint_path, {"train": config.to_dict(), "run": run_config or {}},
+                                {"epoch": epoch, config.monitor: score})
+        else:
+            stale += 1
+        bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_bacc=f"{row['val_balanced_accuracy']:.3f}", refresh=False)
+        if config.patience is not None and stale > config.patience:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history = pd.DataFrame(rows)
+    return FitResult(history, best_epoch, float(best_score), len(rows) < config.epochs,
+                     Path(checkpoint_path) if checkpoint_path else None, time.time() - started)
+
+
+def _wrap(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> nn.Module:
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model) if config.compile else model
+
+
+def _steps_per_epoch(n: int, config: TrainConfig) -> int:
+    steps = n // config.batch_size if n >= 2 * config.batch_size else math.ceil(n / config.batch_size)
+    return min(steps, config.max_steps_per_epoch or steps)
+
+
+def _train_epoch(model: nn.Module, data: ImageData, config: TrainConfig, optimizer: torch.optim.Optimizer,
+                 schedule: Any, weight: torch.Tensor | None, order_generator: torch.Generator,
+                 augment_generator: torch.Generator, bf16: bool, steps: int, rank: int, world: int,
+                 bar: tqdm) -> tuple[float, int, int]:
+    model.train()
+    order = epoch_order(data.labels, config.imbalance, order_generator).to(data.images.device)
+    total_loss = torch.zeros((), device=data.images.device)
+    correct = torch.zeros((), device=data.images.device, dtype=torch.long)
+    seen = 0
+    for step in range(steps):
+        index = order[step * config.batch_size:(step + 1) * config.batch_size][rank::world]
+        x, y = data.batch(index)
+        x = augment_batch(x, config.augment, augment_generator)
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(data.images.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total_loss += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        bar.update(1)
+    return float(total_loss) / max(seen, 1), int(correct), seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train one model on a HAM10000-layout folder; also the torchrun entry point for DDP."""
+    import argparse
+    import json
+
+    from .classifier import build_classifier
+    from .dataset import load_split_data
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.train", description=main.__doc__)
+    parser.add_argument("--data", required=True, type=Path, help="HAM10000-layout folder")
+    parser.add_argument("--model", default="seed_cnn")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
+    parser.add_argument("--imbalance", default="none", choices=IMBALANCE)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-images", type=int)
+    parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument("--checkpoint", type=Path)
+    args = parser.parse_args(argv)
+    rank, world = distributed()
+    data = load_split_data(args.data, args.image_size, seed=args.seed, max_images=args.max_images,
+                           device=default_device(), cache_dir=args.cache_dir, progress=rank == 0)
+    torch.manual_seed(args.seed)
+    model = build_classifier(args.model, data.classes, args.image_size).to(default_device())
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                         imbalance=args.imbalance, seed=args.seed, progress=rank == 0)
+    result = fit(model, data.train, data.val, config, checkpoint_path=args.checkpoint)
+    test = evaluate(model, data.test)
+    if rank == 0:
+        summary = {"world_size": world, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                   "val_balanced_accuracy": result.best_score, "test_accuracy": test["accuracy"],
+                   "test_balanced_accuracy": test["balanced_accuracy"], "test_probs_shape": list(test["probs"].shape)}
+        print(json.dumps(summary))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
