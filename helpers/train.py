@@ -185,7 +185,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_s
     """A per-step schedule: constant, cosine decay to zero, or one-cycle."""
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                                   total_steps=total_steps, pct_start=0.25)
+                                                   total_steps=total_steps, pct_start=0.25,
+                                                   cycle_momentum=config.optimizer != "adadelta")
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -275,7 +276,7 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         else:
             stale += 1
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_bacc=f"{row['val_balanced_accuracy']:.3f}", refresh=False)
-        if config.patience is not None and stale > config.patience:
+        if config.patience is not None and stale >= config.patience:
             break
     bar.close()
     if best_state is not None:
@@ -348,8 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path)
     args = parser.parse_args(argv)
     rank, world = distributed()
+    if rank > 0:
+        dist.barrier()  # rank 0 writes the split and the image cache first; the others then read them
     data = load_split_data(args.data, args.image_size, seed=args.seed, max_images=args.max_images,
                            device=default_device(), cache_dir=args.cache_dir, progress=rank == 0)
+    if rank == 0 and world > 1:
+        dist.barrier()
     torch.manual_seed(args.seed)
     model = build_classifier(args.model, data.classes, args.image_size).to(default_device())
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
