@@ -27,6 +27,7 @@ from helpers.data.errors import DataError
 from helpers.data.labels import DX_CLASSES
 
 __all__ = [
+    "HAM_CLASS_COUNTS",
     "METADATA_COLUMNS",
     "MIN_IMAGES",
     "SYNTHETIC_VERSION",
@@ -50,12 +51,18 @@ HAM_CLASS_COUNTS: dict[str, int] = {
     "akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142,
 }
 
+_Params = dict[str, Any]
+_Painted = tuple[np.ndarray, np.ndarray]
+
 _STREAM_METADATA, _STREAM_LESION, _STREAM_IMAGE = 0, 1, 2
 _MAX_IMAGES_PER_LESION = 6
+_RARE_CLASS_FLOOR = 14
 
 # Ratio of successive probabilities of 1, 2, 3... images per lesion; gives HAM's images/lesion
 # (about 1.24 for nv, 1.8 for mel, 1.5 for the others).
-_LESION_SIZE_DECAY = {"akiec": 0.33, "bcc": 0.36, "bkl": 0.34, "df": 0.36, "mel": 0.45, "nv": 0.2, "vasc": 0.32}
+_LESION_SIZE_DECAY = {
+    "akiec": 0.33, "bcc": 0.36, "bkl": 0.34, "df": 0.36, "mel": 0.45, "nv": 0.2, "vasc": 0.32,
+}
 
 _DX_TYPE_P = {
     "akiec": {"histo": 1.0},
@@ -108,9 +115,15 @@ _SCALE = np.array([0.95, 0.91, 0.83], np.float32)
 _WHITE_SCAR = np.array([0.93, 0.89, 0.86], np.float32)
 _HAIR = np.array([0.16, 0.11, 0.08], np.float32)
 
+_RADIUS_RANGE = {
+    "akiec": (0.45, 0.9), "bcc": (0.4, 0.8), "bkl": (0.4, 0.85), "df": (0.28, 0.5),
+    "mel": (0.5, 0.9), "nv": (0.32, 0.75), "vasc": (0.3, 0.6),
+}
+
 _FIELD_EXTENT = 2.0
 _FIELD_CELLS = 64
 _NOISE_MARGIN = 64
+_THREADS_MIN_PIXELS = 100_000
 
 
 def synthetic_metadata(n_images: int, seed: int) -> pd.DataFrame:
@@ -162,11 +175,12 @@ def make_synthetic(
     if _is_complete(out_dir, manifest):
         return out_dir
     _check_replaceable(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:12]}")
+    target = out_dir.absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
     try:
         _write_set(tmp_dir, manifest, progress)
-        _move_into_place(tmp_dir, out_dir)
+        _move_into_place(tmp_dir, target)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return out_dir
@@ -209,7 +223,8 @@ def _class_counts(n_images: int) -> dict[str, int]:
     by_remainder = sorted(DX_CLASSES, key=lambda dx: exact[dx] - counts[dx], reverse=True)
     for dx in by_remainder[: n_images - sum(counts.values())]:
         counts[dx] += 1
-    floor = max(4, round(0.02 * n_images))
+    # A floor for the rare classes (df, vasc) keeps a few lesions of each in every split of a small set.
+    floor = min(_RARE_CLASS_FLOOR, max(4, round(0.02 * n_images)))
     majority = max(counts, key=counts.get)
     for dx in DX_CLASSES:
         if counts[dx] < floor:
@@ -282,12 +297,15 @@ def _write_set(root: Path, manifest: dict[str, Any], progress: bool) -> None:
         path, dx, lesion_number, image_number = job
         render_image(dx, lesion_number, image_number, size, seed).save(path, "JPEG", quality=JPEG_QUALITY)
 
-    workers = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool, tqdm(
-        total=len(jobs), desc="synthetic HAM10000", unit="img", disable=not progress
-    ) as bar:
-        for _ in pool.map(write, jobs):
-            bar.update()
+    # Threads pay off only on large images: on small ones numpy's many GIL hand-offs cost more than they gain.
+    parallel = size[0] * size[1] >= _THREADS_MIN_PIXELS
+    pool = ThreadPoolExecutor(min(4, os.cpu_count() or 1) if parallel else 1)
+    try:
+        with tqdm(total=len(jobs), desc="synthetic HAM10000", unit="img", disable=not progress) as bar:
+            for _ in pool.map(write, jobs):
+                bar.update()
+    finally:
+        pool.shutdown(cancel_futures=True)
     (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -306,7 +324,9 @@ def _move_into_place(tmp_dir: Path, out_dir: Path) -> None:
         shutil.rmtree(old_dir, ignore_errors=True)
 
 
-def render_image(dx: str, lesion_number: int, image_number: int, size: tuple[int, int], seed: int) -> Image.Image:
+def render_image(
+    dx: str, lesion_number: int, image_number: int, size: tuple[int, int], seed: int
+) -> Image.Image:
     """Draw one synthetic dermoscopy image of a lesion as an RGB PIL image of the given (width, height)."""
     if dx not in DX_CLASSES:
         raise DataError(f"dx must be one of {', '.join(DX_CLASSES)}, got {dx!r}")
@@ -353,14 +373,14 @@ def _pixel_grid(width: int, height: int) -> _Grid:
     return _Grid(width, height, unit, px, py, corner_distance)
 
 
-def _to_lesion_coords(grid: _Grid, view: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _to_lesion_coords(grid: _Grid, view: _Params) -> tuple[np.ndarray, np.ndarray]:
     cos, sin = np.cos(view["angle"]), np.sin(view["angle"])
     x = (grid.px - np.float32(view["cx"])) * np.float32(1 / view["radius"])
     y = (grid.py - np.float32(view["cy"])) * np.float32(1 / view["radius"])
     return np.float32(cos) * x + np.float32(sin) * y, np.float32(cos) * y - np.float32(sin) * x
 
 
-def _to_pixels(points: np.ndarray, view: dict[str, Any], grid: _Grid) -> list[tuple[float, float]]:
+def _to_pixels(points: np.ndarray, view: _Params, grid: _Grid) -> list[tuple[float, float]]:
     cos, sin = np.cos(view["angle"]), np.sin(view["angle"])
     x = (cos * points[:, 0] - sin * points[:, 1]) * view["radius"] + view["cx"]
     y = (sin * points[:, 0] + cos * points[:, 1]) * view["radius"] + view["cy"]
@@ -368,9 +388,11 @@ def _to_pixels(points: np.ndarray, view: dict[str, Any], grid: _Grid) -> list[tu
 
 
 class _Sampler:
-    """Smooth interpolation, at fixed points (u, v), of square grids of values spanning [-extent, extent]^2."""
+    """Smooth interpolation at fixed points (u, v) of square grids spanning [-extent, extent]^2."""
 
-    def __init__(self, u: np.ndarray, v: np.ndarray, cells: int = _FIELD_CELLS, extent: float = _FIELD_EXTENT):
+    def __init__(
+        self, u: np.ndarray, v: np.ndarray, cells: int = _FIELD_CELLS, extent: float = _FIELD_EXTENT
+    ) -> None:
         x = np.clip((u + extent) * (cells / (2 * extent)), 0, cells - 1e-3)
         y = np.clip((v + extent) * (cells / (2 * extent)), 0, cells - 1e-3)
         x0, y0 = np.floor(x), np.floor(y)
@@ -402,7 +424,9 @@ def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (a + t * (b - a)).astype(np.float32)
 
 
-def _shape_params(rng: np.random.Generator, lobes: float, ragged: float, edge: tuple[float, float]) -> dict[str, Any]:
+def _shape_params(
+    rng: np.random.Generator, lobes: float, ragged: float, edge: tuple[float, float]
+) -> _Params:
     k = np.arange(2, 7)
     amplitude = rng.uniform(0, lobes, k.size) / np.sqrt(k - 1)
     phase = rng.uniform(0, 2 * np.pi, k.size)
@@ -414,12 +438,9 @@ def _shape_params(rng: np.random.Generator, lobes: float, ragged: float, edge: t
     }
 
 
-def _lesion_params(dx: str, rng: np.random.Generator) -> dict[str, Any]:
-    radius = {"akiec": (0.45, 0.9), "bcc": (0.4, 0.8), "bkl": (0.4, 0.85), "df": (0.28, 0.5),
-              "mel": (0.5, 0.9), "nv": (0.32, 0.75), "vasc": (0.3, 0.6)}[dx]
+def _lesion_params(dx: str, rng: np.random.Generator) -> _Params:
     params = {
-        "dx": dx,
-        "radius": rng.uniform(*radius),
+        "radius": rng.uniform(*_RADIUS_RANGE[dx]),
         "cx": float(np.clip(rng.normal(0, 0.12), -0.3, 0.3)),
         "cy": float(np.clip(rng.normal(0, 0.1), -0.25, 0.25)),
         "angle": rng.uniform(0, 2 * np.pi),
@@ -435,7 +456,7 @@ def _lesion_params(dx: str, rng: np.random.Generator) -> dict[str, Any]:
     return params
 
 
-def _nv_params(rng: np.random.Generator) -> dict[str, Any]:
+def _nv_params(rng: np.random.Generator) -> _Params:
     return {
         **_shape_params(rng, lobes=0.08, ragged=0.02, edge=(0.08, 0.2)),
         "base": _mix(_LIGHT_BROWN, _DARK_BROWN, rng.beta(2, 2.5)),
@@ -445,13 +466,14 @@ def _nv_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _mel_params(rng: np.random.Generator) -> dict[str, Any]:
+def _mel_params(rng: np.random.Generator) -> _Params:
     palette = [_LIGHT_BROWN, _BROWN, _DARK_BROWN, _BLACK, _BLUE_GREY, _BROWN_RED]
-    chosen = rng.choice(len(palette), size=rng.integers(3, 5), replace=False, p=[0.2, 0.25, 0.25, 0.15, 0.1, 0.05])
+    p = [0.2, 0.25, 0.25, 0.15, 0.1, 0.05]
+    chosen = rng.choice(len(palette), size=rng.integers(3, 5), replace=False, p=p)
     direction = rng.uniform(0, 2 * np.pi)
     n_dots = int(rng.integers(0, 14))
     angles = rng.uniform(0, 2 * np.pi, n_dots)
-    radii = rng.uniform(0.55, 1.05, n_dots)
+    dots = rng.uniform(0.55, 1.05, n_dots)[:, None] * np.stack([np.cos(angles), np.sin(angles)], 1)
     return {
         **_shape_params(rng, lobes=0.3, ragged=rng.uniform(0.06, 0.16), edge=(0.04, 0.12)),
         "colours": np.stack([palette[i] for i in chosen]),
@@ -461,11 +483,11 @@ def _mel_params(rng: np.random.Generator) -> dict[str, Any]:
         "veil": rng.uniform(0.3, 0.6) if rng.random() < 0.35 else 0.0,
         "network": rng.uniform(0.1, 0.4),
         "opacity": rng.uniform(0.85, 0.97),
-        "dots": [(np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1), rng.uniform(0.025, 0.06, n_dots), _BLACK, 0.85)],
+        "dots": [(dots, rng.uniform(0.025, 0.06, n_dots), _BLACK, 0.85)],
     }
 
 
-def _bkl_params(rng: np.random.Generator) -> dict[str, Any]:
+def _bkl_params(rng: np.random.Generator) -> _Params:
     n_milia, n_comedo = int(rng.integers(2, 12)), int(rng.integers(0, 8))
     return {
         **_shape_params(rng, lobes=0.14, ragged=0.03, edge=(0.03, 0.07)),
@@ -481,7 +503,7 @@ def _bkl_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _bcc_params(rng: np.random.Generator) -> dict[str, Any]:
+def _bcc_params(rng: np.random.Generator) -> _Params:
     n_nests = int(rng.integers(1, 5)) if rng.random() < 0.45 else 0
     return {
         **_shape_params(rng, lobes=0.16, ragged=0.04, edge=(0.1, 0.22)),
@@ -494,7 +516,7 @@ def _bcc_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _akiec_params(rng: np.random.Generator) -> dict[str, Any]:
+def _akiec_params(rng: np.random.Generator) -> _Params:
     return {
         **_shape_params(rng, lobes=0.2, ragged=0.06, edge=(0.2, 0.38)),
         "base": _mix(_PINK, _RED, rng.uniform(0.2, 1.0)),
@@ -507,14 +529,14 @@ def _akiec_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _vasc_params(rng: np.random.Generator) -> dict[str, Any]:
+def _vasc_params(rng: np.random.Generator) -> _Params:
     n_lobules = int(rng.integers(3, 9))
     angle = rng.uniform(0, 2 * np.pi, n_lobules)
-    distance = rng.uniform(0, 0.6, n_lobules)
+    centres = rng.uniform(0, 0.6, n_lobules)[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)
     palette = np.stack([_RED, _DARK_RED, _PURPLE, _BLUE_PURPLE])
     shade = rng.dirichlet(np.ones(4) * 0.6, n_lobules).astype(np.float32)
     return {
-        "lobule_centres": np.stack([distance * np.cos(angle), distance * np.sin(angle)], 1).astype(np.float32),
+        "lobule_centres": centres.astype(np.float32),
         "lobule_radii": rng.uniform(0.22, 0.45, n_lobules).astype(np.float32),
         "lobule_colours": shade @ palette,
         "edge": rng.uniform(0.03, 0.08),
@@ -522,7 +544,7 @@ def _vasc_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _df_params(rng: np.random.Generator) -> dict[str, Any]:
+def _df_params(rng: np.random.Generator) -> _Params:
     return {
         **_shape_params(rng, lobes=0.06, ragged=0.02, edge=(0.15, 0.3)),
         "centre": _mix(_BROWN, _DARK_BROWN, rng.uniform(0, 0.8)),
@@ -548,7 +570,9 @@ def _vessel_trees(rng: np.random.Generator, n_trees: int) -> list[np.ndarray]:
     return trees
 
 
-def _branch(rng: np.random.Generator, start: np.ndarray, heading: float, length: float, depth: int) -> list[np.ndarray]:
+def _branch(
+    rng: np.random.Generator, start: np.ndarray, heading: float, length: float, depth: int
+) -> list[np.ndarray]:
     steps = 6
     turns = heading + np.cumsum(rng.normal(0, 0.35, steps))
     points = start + np.cumsum(np.stack([np.cos(turns), np.sin(turns)], 1) * length / steps, 0)
@@ -571,7 +595,7 @@ _CLASS_PARAMS = {
 }
 
 
-def _view_params(lesion: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+def _view_params(lesion: _Params, rng: np.random.Generator) -> _Params:
     n_hairs = int(rng.integers(1, 10)) if rng.random() < 0.3 else 0
     return {
         "cx": lesion["cx"] + rng.normal(0, 0.06),
@@ -602,7 +626,7 @@ def _hair(rng: np.random.Generator) -> np.ndarray:
     return start + t * rng.uniform(0.5, 2.0) * direction + t * (1 - t) * rng.normal(0, 0.5) * normal
 
 
-def _boundary_distance(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> np.ndarray:
+def _boundary_distance(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> np.ndarray:
     """Distance from the lesion centre relative to its lobed, ragged border (1 on the border)."""
     z = np.empty(u.shape, np.complex64)
     z.real, z.imag = u, v
@@ -626,14 +650,14 @@ def _network(values: np.ndarray, width: float = 0.2) -> np.ndarray:
     return np.exp(-np.square(values / width))
 
 
-def _paint_nv(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> tuple[np.ndarray, np.ndarray]:
+def _paint_nv(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> _Painted:
     d = _boundary_distance(p, u, v, sample)
     shade = 1 + 0.06 * sample(p["low_field"]) - p["centre_dark"] * _smoothstep(1 - d)
     shade -= p["network"] * _network(sample(p["high_field"])) * _smoothstep(1.2 - d)
     return p["base"] * shade[..., None], _mask(d, p["edge"]) * p["opacity"]
 
 
-def _paint_mel(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> tuple[np.ndarray, np.ndarray]:
+def _paint_mel(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> _Painted:
     d = _boundary_distance(p, u, v, sample)
     along = p["direction"][0] * u + p["direction"][1] * v
     logits = np.stack([2.2 * sample(f) + b * along for f, b in zip(p["colour_fields"], p["colour_bias"])])
@@ -647,7 +671,7 @@ def _paint_mel(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler
     return colour, _mask(d, p["edge"]) * p["opacity"]
 
 
-def _paint_bkl(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> tuple[np.ndarray, np.ndarray]:
+def _paint_bkl(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> _Painted:
     d = _boundary_distance(p, u, v, sample)
     shade = 1 + p["mottle"] * sample(p["mid_field"]) + 0.04 * sample(p["high_field"])
     if p["fissures"]:
@@ -655,7 +679,7 @@ def _paint_bkl(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler
     return p["base"] * shade[..., None], _mask(d, p["edge"]) * p["opacity"]
 
 
-def _paint_bcc(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> tuple[np.ndarray, np.ndarray]:
+def _paint_bcc(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> _Painted:
     d = _boundary_distance(p, u, v, sample)
     low = sample(p["low_field"])
     colour = p["base"] * (1 + 0.05 * sample(p["mid_field"]))[..., None]
@@ -668,7 +692,7 @@ def _paint_bcc(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler
     return colour, _mask(d, p["edge"]) * p["opacity"]
 
 
-def _paint_akiec(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> tuple[np.ndarray, np.ndarray]:
+def _paint_akiec(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> _Painted:
     d = _boundary_distance(p, u, v, sample)
     colour = p["base"] * (1 + p["rough"] * sample(p["high_field"]))[..., None]
     if p["brown"]:
@@ -680,7 +704,7 @@ def _paint_akiec(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampl
     return colour, alpha
 
 
-def _paint_vasc(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> tuple[np.ndarray, np.ndarray]:
+def _paint_vasc(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> _Painted:
     du = u[None] - p["lobule_centres"][:, 0, None, None]
     dv = v[None] - p["lobule_centres"][:, 1, None, None]
     inside = 1 - np.hypot(du, dv) / p["lobule_radii"][:, None, None]
@@ -692,7 +716,7 @@ def _paint_vasc(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sample
     return colour * shade[..., None], alpha
 
 
-def _paint_df(p: dict[str, Any], u: np.ndarray, v: np.ndarray, sample: _Sampler) -> tuple[np.ndarray, np.ndarray]:
+def _paint_df(p: _Params, u: np.ndarray, v: np.ndarray, sample: _Sampler) -> _Painted:
     d = _boundary_distance(p, u, v, sample)
     core = _smoothstep((p["centre_size"] - d) / 0.25 + 0.5)
     colour = p["ring"] + core[..., None] * (p["centre"] - p["ring"])
@@ -709,20 +733,21 @@ _LESION_PAINTERS = {
 }
 
 
-def _skin(lesion: dict[str, Any], view: dict[str, Any], width: int, height: int) -> np.ndarray:
-    light = 1 + 0.035 * _resize(view["skin_field"], width, height)
-    red = lesion["redness"] * (0.6 + 0.4 * _resize(view["redness_field"], width, height))
-    skin = _mix(_SKIN_LIGHT, _SKIN_DARK, lesion["skin_tone"]) * light[..., None]
-    skin[..., 1] -= red
-    skin[..., 2] -= 0.7 * red
-    return skin
+def _skin(lesion: _Params, view: _Params, width: int, height: int) -> np.ndarray:
+    light = 1 + 0.035 * view["skin_field"]
+    red = lesion["redness"] * (0.6 + 0.4 * view["redness_field"])
+    coarse = _mix(_SKIN_LIGHT, _SKIN_DARK, lesion["skin_tone"]) * light[..., None]
+    coarse -= red[..., None] * np.array([0, 1, 0.7], np.float32)
+    small = Image.fromarray(np.clip(coarse * 255 + 0.5, 0, 255).astype(np.uint8))
+    skin = np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+    return skin * np.float32(1 / 255)
 
 
 def _resize(field: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(field).resize((width, height), Image.Resampling.BICUBIC))
 
 
-def _vignette(grid: _Grid, view: dict[str, Any]) -> np.ndarray:
+def _vignette(grid: _Grid, view: _Params) -> np.ndarray:
     start = view["vignette_start"]
     dark = 1 - view["vignette"] * _smoothstep((grid.corner_distance - start) / (1.05 - start))
     if view["field_of_view"]:
@@ -730,7 +755,7 @@ def _vignette(grid: _Grid, view: dict[str, Any]) -> np.ndarray:
     return dark
 
 
-def _draw_overlays(image: Image.Image, lesion: dict[str, Any], view: dict[str, Any], grid: _Grid) -> None:
+def _draw_overlays(image: Image.Image, lesion: _Params, view: _Params, grid: _Grid) -> None:
     line_width = max(1, round(grid.unit * 0.015))
     if lesion["vessels"]:
         mask = Image.new("L", image.size)
@@ -756,8 +781,8 @@ def _draw_overlays(image: Image.Image, lesion: dict[str, Any], view: dict[str, A
         image.paste(_rgb(_HAIR), mask=mask)
 
 
-def _noise(grid: _Grid, view: dict[str, Any]) -> np.ndarray:
-    """Sensor noise: a random crop of a fixed noise texture, scaled (much cheaper than fresh noise per image)."""
+def _noise(grid: _Grid, view: _Params) -> np.ndarray:
+    """Sensor noise: a random crop of a fixed noise texture (much cheaper than fresh noise per image)."""
     texture = _noise_texture(grid.width, grid.height)
     x, y = view["noise_offset"]
     return texture[y : y + grid.height, x : x + grid.width] * np.float32(view["noise"])
@@ -782,7 +807,7 @@ def _rgb(colour: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(c * 255 + 0.5) for c in colour)
 
 
-def _tone_curve(view: dict[str, Any]) -> list[int]:
+def _tone_curve(view: _Params) -> list[int]:
     """Lookup table for Image.point: exposure gain, colour cast and gamma of this shot."""
     x = np.arange(256) / 255
     curves = [np.clip(x * (view["gain"] * c), 0, 1) ** view["gamma"] for c in view["cast"]]
