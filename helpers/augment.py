@@ -44,59 +44,64 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator, device
     return torch.rand(n, generator=generator, device=device) * (high - low) + low
 
 
-def flips_and_rotations(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal/vertical flips and 90-degree rotations, chosen per image.
+def _coin(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=device) < 0.5
 
-    The rotation is a transpose of square images; combined with the two flips it reaches all
-    eight symmetries of the square, each with probability 1/8.
+
+def geometric(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Flips, 90-degree rotations, random resized crops and small rotations, chosen per image, in one resampling.
+
+    Each image gets one affine map: a random symmetry of the square (the two flips and a transpose
+    reach all eight, each with probability 1/8), then a crop covering a crop_scale share of the area
+    and a rotation of up to rotate_degrees. One grid_sample applies them all, which on a CPU costs
+    less than separate passes; pure symmetries land exactly on pixel centres.
     """
     n, device = x.shape[0], x.device
-    if config.hflip:
-        x = torch.where((torch.rand(n, generator=generator, device=device) < 0.5)[:, None, None, None], x.flip(3), x)
-    if config.vflip:
-        x = torch.where((torch.rand(n, generator=generator, device=device) < 0.5)[:, None, None, None], x.flip(2), x)
-    if config.rot90 and x.shape[2] == x.shape[3]:
-        x = torch.where((torch.rand(n, generator=generator, device=device) < 0.5)[:, None, None, None], x.transpose(2, 3), x)
-    return x
-
-
-def crop_and_rotate(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random resized crops (area share in crop_scale) and small rotations, as one affine resampling."""
-    if config.crop_scale is None and not config.rotate_degrees:
+    square = x.shape[2] == x.shape[3]
+    if not (config.hflip or config.vflip or (config.rot90 and square) or config.crop_scale or config.rotate_degrees):
         return x
-    n, device = x.shape[0], x.device
+    ones = torch.ones(n, device=device)
+    sign_x = torch.where(_coin(n, generator, device), -ones, ones) if config.hflip else ones
+    sign_y = torch.where(_coin(n, generator, device), -ones, ones) if config.vflip else ones
+    symmetry = torch.diag_embed(torch.stack([sign_x, sign_y], 1))
+    if config.rot90 and square:
+        swap = torch.tensor([[0.0, 1.0], [1.0, 0.0]], device=device)
+        symmetry = torch.where(_coin(n, generator, device)[:, None, None], swap @ symmetry, symmetry)
     low, high = config.crop_scale or (1.0, 1.0)
     side = _uniform(n, low, high, generator, device).sqrt()
-    shift_x = (1 - side) * _uniform(n, -1, 1, generator, device)
-    shift_y = (1 - side) * _uniform(n, -1, 1, generator, device)
     angle = _uniform(n, -1, 1, generator, device) * math.radians(config.rotate_degrees)
     cos, sin = angle.cos() * side, angle.sin() * side
-    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
+    rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    shift = (1 - side)[:, None] * torch.stack([_uniform(n, -1, 1, generator, device) for _ in range(2)], 1)
+    theta = torch.cat([rotation @ symmetry, shift[:, :, None]], 2)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def color_jitter(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random brightness, contrast and saturation factors per image."""
+    """Random brightness, contrast and saturation factors per image, applied as one 3x3 colour map.
+
+    Brightness b scales, contrast c blends with the image's mean m, saturation s blends with the
+    luma: all linear, so together out = c*b*S(s) @ pixel + (1 - c)*b*m, then clipped to [0, 1].
+    """
+    if not (config.brightness or config.contrast or config.saturation):
+        return x
     n, device = x.shape[0], x.device
-    if config.brightness:
-        x = x * _uniform(n, 1 - config.brightness, 1 + config.brightness, generator, device)[:, None, None, None]
-    if config.contrast:
-        factor = _uniform(n, 1 - config.contrast, 1 + config.contrast, generator, device)[:, None, None, None]
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * factor + mean
-    if config.saturation:
-        factor = _uniform(n, 1 - config.saturation, 1 + config.saturation, generator, device)[:, None, None, None]
-        gray = (x * torch.tensor([0.299, 0.587, 0.114], device=device, dtype=x.dtype)[:, None, None]).sum(1, keepdim=True)
-        x = (x - gray) * factor + gray
-    return x.clamp(0, 1)
+    b = _uniform(n, 1 - config.brightness, 1 + config.brightness, generator, device)
+    c = _uniform(n, 1 - config.contrast, 1 + config.contrast, generator, device)
+    s = _uniform(n, 1 - config.saturation, 1 + config.saturation, generator, device)
+    luma = torch.tensor([0.299, 0.587, 0.114], device=device)
+    saturation = s[:, None, None] * torch.eye(3, device=device) + (1 - s)[:, None, None] * luma.expand(3, 3)
+    matrix = (c * b)[:, None, None] * saturation
+    offset = ((1 - c) * b * x.mean(dim=(1, 2, 3)))[:, None]
+    pixels = x.permute(0, 2, 3, 1).reshape(n, -1, 3)  # a view for channels_last batches
+    out = torch.baddbmm(offset[:, None, :].expand(-1, 1, 3), pixels, matrix.transpose(1, 2).to(x.dtype))
+    return out.clamp_(0, 1).reshape(n, x.shape[2], x.shape[3], 3).permute(0, 3, 1, 2)
 
 
 def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """Apply every switched-on augmentation to a float batch (N, 3, H, W) in [0, 1]."""
-    x = flips_and_rotations(x, config, generator)
-    x = crop_and_rotate(x, config, generator)
-    return color_jitter(x, config, generator)
+    return color_jitter(geometric(x, config, generator), config, generator)
 
 
 def preview(image: torch.Tensor, config: AugmentConfig, n: int = 8, seed: int = 0) -> torch.Tensor:

@@ -99,9 +99,12 @@ def test_seed_cnn_structure() -> None:
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 32), (32, 64), (64, 128)]
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
-    # each conv is followed by ReLU then 2x2 max-pooling
+    # each conv is followed by 2x2 max-pooling and ReLU, which compute exactly the seed's conv -> ReLU -> pool
     kinds = [type(m) for m in model.features]
-    assert kinds == [nn.Conv2d, nn.ReLU, nn.MaxPool2d] * 3
+    assert kinds == [nn.Conv2d, nn.MaxPool2d, nn.ReLU] * 3
+    seed_order = nn.Sequential(*[layer for i in range(0, 9, 3) for layer in (model.features[i], nn.ReLU(), nn.MaxPool2d(2))])
+    x = torch.randn(2, 3, 128, 128)
+    assert torch.equal(seed_order(x), model.features(x))
     assert all(m.kernel_size == 2 for m in model.features if isinstance(m, nn.MaxPool2d))
     # dropout 0.5 comes before the fully connected layers
     classifier = list(model.classifier)
