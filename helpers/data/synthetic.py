@@ -23,8 +23,9 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from helpers.data.errors import DataError
-from helpers.data.labels import DX_CLASSES
+from ..errors import DataError
+from .ham10000 import METADATA_NAME as METADATA_FILE
+from .labels import DX_CLASSES
 
 __all__ = [
     "HAM_CLASS_COUNTS",
@@ -41,7 +42,6 @@ MIN_IMAGES = 70
 METADATA_COLUMNS: tuple[str, ...] = (
     "lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization", "dataset",
 )
-METADATA_FILE = "HAM10000_metadata.csv"
 IMAGES_DIR = "images"
 MANIFEST_FILE = "synthetic.json"
 DATASET_NAME = "synthetic"
