@@ -24,7 +24,7 @@ DEFAULT_CI_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f
 BINARY_CI_METRICS: tuple[str, ...] = ("auc", "sensitivity", "specificity")
 
 
-def predict(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def predicted_labels(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Predicted class indices: argmax, or `probs[:, 1] >= threshold` for two classes."""
     probs = np.asarray(probs)
     if probs.shape[1] == 2:
@@ -37,7 +37,7 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro F1, macro OvR AUC, per-class recall; two classes add AUC, sensitivity, specificity."""
     y_true, probs = _check_inputs(y_true, probs, classes)
-    y_pred = predict(probs, threshold)
+    y_pred = predicted_labels(probs, threshold)
     labels = np.arange(len(classes))
     with warnings.catch_warnings():  # undefined values are reported as NaN on purpose
         warnings.simplefilter("ignore", UserWarning)
@@ -207,7 +207,7 @@ def _weighted_metrics(
 ) -> dict[str, np.ndarray]:
     """Metrics of every row of `weights` (B, N) of image counts at once; NaN where a metric is undefined."""
     n_classes = probs.shape[1]
-    cells = y_true * n_classes + predict(probs, threshold)
+    cells = y_true * n_classes + predicted_labels(probs, threshold)
     confusion = (weights @ np.eye(n_classes * n_classes)[cells]).reshape(-1, n_classes, n_classes)  # [resample, true, pred]
     hits = np.diagonal(confusion, axis1=1, axis2=2)
     support, predicted = confusion.sum(axis=2), confusion.sum(axis=1)
