@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .data.source import project_root, resolve_data_source
+from .data.source import display_path, project_root, resolve_data_source
 from .io import atomic_open, write_json
 
 METRICS_ENV = "SKIN_LESION_METRICS_OUT"
@@ -36,13 +36,14 @@ def report_dir(synthetic: bool, root: Path | None = None) -> Path:
     return base / "demo" if synthetic else base
 
 
-def save_metrics(metrics: dict[str, Any]) -> Path | None:
+def save_metrics(metrics: dict[str, Any]) -> None:
     """Hand a notebook's metrics to the report runner (via $SKIN_LESION_METRICS_OUT); no-op when run by hand."""
     target = os.environ.get(METRICS_ENV)
     if not target:
         print("metrics not saved: this notebook is not being run by helpers.reports")
-        return None
-    return write_json(metrics, target)
+        return
+    write_json(metrics, target)
+    print(f"metrics saved for reports/metrics/{metrics.get('notebook', '')}.json")
 
 
 def metrics_header(config: Any, notebook: str, n_images: int, split: str, started: float) -> dict[str, Any]:
@@ -50,7 +51,8 @@ def metrics_header(config: Any, notebook: str, n_images: int, split: str, starte
     return {
         "notebook": notebook, "preset": config.preset, "device": config.device, "device_name": config.hardware,
         "data_source": config.data_source, "n_images": int(n_images), "split": split,
-        "wall_time_s": round(time.time() - started, 1), "created": _now(), "config": config.to_dict(), "models": {},
+        "wall_time_s": round(time.time() - started, 1), "created": _now(),
+        "config": {**config.to_dict(), "data_root": display_path(config.data_root)}, "models": {},
     }
 
 
@@ -186,7 +188,7 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
     source = resolve_data_source()
     out_dir = report_dir(source.synthetic, root)
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"data: {source.kind} at {source.root} ({source.origin}); reports go to {out_dir}")
+    print(f"data: {source.kind} in {display_path(source.root)} ({source.origin}); reports go to {display_path(out_dir)}")
     if source.synthetic:
         print("SYNTHETIC DEMO DATA: these reports go to reports/demo/ and never replace real-data reports.")
     parameters = {"preset": preset} if preset else {}

@@ -61,12 +61,21 @@ def _existing(path: Path, what: str) -> Path:
     return path.resolve()
 
 
+def display_path(path: str | Path) -> str:
+    """A path as reports show it: relative to the project when inside it, else its last two parts (no machine paths)."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        return "…/" + "/".join(path.parts[-2:])
+
+
 def describe(source: DataSource, n_images: int | None = None) -> str:
     """A banner line announcing the data in use; loud for the synthetic set."""
     count = f", {n_images:,} images" if n_images is not None else ""
     if source.synthetic:
         bar = "!" * 78
-        return (f"{bar}\n!! SYNTHETIC DEMO DATA{count} at {source.root}\n"
+        return (f"{bar}\n!! SYNTHETIC DEMO DATA{count} in {display_path(source.root)}\n"
                 "!! Drawn lesions, not real skin: every number below is a pipeline demo, not a result.\n"
                 f"!! Set {ENV_VAR} or data_dir, or run `python -m helpers.data download`, for HAM10000.\n{bar}")
-    return f"DATA: HAM10000 at {source.root} (from {source.origin}{count})"
+    return f"DATA: HAM10000 in {display_path(source.root)} (from {source.origin}{count})"
