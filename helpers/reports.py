@@ -3,6 +3,9 @@
 Real-data runs write to reports/; runs on the synthetic demo set write to reports/demo/ (git-ignored),
 so a demo never replaces a report made from real data. Every file is written to a temporary
 name and renamed on success: a failed notebook keeps its last good report and shows a failed row.
+Metrics that break the JSON contract (helpers.results.validate_metrics) fail the run the same way.
+After a real-data run the README's results table is regenerated (`python -m helpers.reports --readme`
+does only that).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from .data.source import display_path, project_root, resolve_data_source
 from .io import atomic_open, write_json
+from .results import load_metrics, model_headline, validate_metrics, write_readme_results
 
 METRICS_ENV = "SKIN_LESION_METRICS_OUT"
 RUNS_FILE = "runs.json"
@@ -78,6 +82,9 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: 
                 record["status"] = "ok"
             except Exception as err:  # the notebook failed: keep its last good report
                 record.update(status="failed", error=_error_line(err))
+            problems = handed_metrics_problems(metrics_tmp, name) if record["status"] == "ok" else []
+            if problems:  # refuse metrics that break the contract, as a failed run
+                record.update(status="failed", error="metrics break the JSON contract: " + "; ".join(problems))
             html_text = to_html(executed) if executed.exists() else f"<pre>{html.escape(record.get('error', ''))}</pre>"
         if record["status"] == "ok":
             with atomic_open(out_dir / f"{name}.html", "w", encoding="utf-8") as handle:
@@ -92,6 +99,17 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: 
         metrics_tmp.unlink(missing_ok=True)
     record["wall_time_s"] = round(time.time() - started, 1)
     return record
+
+
+def handed_metrics_problems(path: Path, name: str) -> list[str]:
+    """Contract problems of the metrics a notebook handed over at path (none when it handed over none)."""
+    if not path.exists():
+        return []
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        return [f"not valid JSON ({err})"]
+    return validate_metrics(metrics, name)
 
 
 def to_html(executed: Path) -> str:
@@ -124,20 +142,10 @@ def load_runs(out_dir: Path) -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def load_metrics(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every metrics JSON of out_dir/metrics, keyed by notebook name."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted((out_dir / "metrics").glob("*.json"))}
-
-
 def headline(metrics: dict[str, Any]) -> str:
-    """A short text of the best model's test metrics, or the notebook's own summary."""
+    """The best model's test metrics (balanced accuracy with its 95% CI first), or the notebook's own summary, as HTML."""
     models = metrics.get("models") or {}
-    if not models:
-        return html.escape(str(metrics.get("headline", "")))
-    name, best = max(models.items(), key=lambda item: item[1].get("balanced_accuracy", 0))
-    parts = [f"{key} {best[key]:.3f}" for key in ("accuracy", "balanced_accuracy", "macro_auc", "auc")
-             if isinstance(best.get(key), (int, float))]
-    return html.escape(f"{name}: " + ", ".join(parts))
+    return html.escape(model_headline(models) if models else str(metrics.get("headline", "")))
 
 
 def write_index(out_dir: Path, notebooks: list[str]) -> Path:
@@ -203,16 +211,38 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
         print(f"  {record['status']} in {record['wall_time_s']} s" + (f": {record.get('error', '')[:500]}" if record["status"] != "ok" else ""))
     index = write_index(out_dir, [nb.stem for nb in notebooks_in(notebooks_dir or root / "notebooks")])
     print(f"index: {index}")
+    if not source.synthetic:
+        update_readme(root / "README.md", out_dir)
     return failures
 
 
+def update_readme(readme: Path, reports_dir: Path) -> bool:
+    """Regenerate the README's results table from reports_dir and say so; False when it could not."""
+    if not readme.exists():
+        print(f"README results not updated: no {readme.name} in {display_path(readme.parent)}")
+        return False
+    try:
+        changed = write_readme_results(readme, reports_dir)
+    except ValueError as err:
+        print(f"README results not updated: {err}")
+        return False
+    print(f"README results table {'regenerated' if changed else 'already up to date'} "
+          f"from {display_path(reports_dir / 'metrics')}/*.json")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: python -m helpers.reports [--preset P] [--only 01 02]."""
+    """Command line: python -m helpers.reports [--preset P] [--only 01 02] [--timeout S] | --readme."""
     parser = argparse.ArgumentParser(prog="python -m helpers.reports", description=__doc__)
     parser.add_argument("--preset", choices=("auto", "smoke", "cpu", "gpu"), help="override every notebook's preset")
     parser.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
     parser.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
+    parser.add_argument("--readme", action="store_true",
+                        help="only regenerate README.md's results table from reports/metrics/*.json (runs no notebook)")
     args = parser.parse_args(argv)
+    if args.readme:
+        root = project_root()
+        return 0 if update_readme(root / "README.md", report_dir(False, root)) else 1
     failures = run_series(args.preset, args.only, timeout=args.timeout)
     return 1 if failures else 0
 

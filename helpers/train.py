@@ -49,6 +49,7 @@ class TrainConfig:
     monitor: str = "val_balanced_accuracy"
     patience: int | None = None
     min_delta: float = 0.0
+    restore_best: bool = True
     amp: str = "auto"
     channels_last: bool = True
     compile: bool = False
@@ -233,7 +234,11 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 256, tta: bool
 
 def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         checkpoint_path: str | Path | None = None, run_config: dict[str, Any] | None = None) -> FitResult:
-    """Train model on train, validate each epoch on val, keep (and restore) the best epoch by config.monitor."""
+    """Train model on train, validate each epoch on val, keep the best epoch by config.monitor.
+
+    The best weights are checkpointed when checkpoint_path is given and restored at the end
+    unless config.restore_best is False (then the model keeps its last epoch, as the seed did).
+    """
     rank, world = distributed()
     device = train.images.device
     torch.manual_seed(config.seed)
@@ -279,7 +284,7 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         if config.patience is not None and stale >= config.patience:
             break
     bar.close()
-    if best_state is not None:
+    if config.restore_best and best_state is not None:
         model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
     return FitResult(history, best_epoch, float(best_score), len(rows) < config.epochs,

@@ -1,4 +1,5 @@
-"""The report runner: papermill execution, HTML without the injected cell, metrics, index, failure handling."""
+"""The report runner: papermill execution, HTML without the injected cell, metrics (refused when they break the
+contract), index, README results table, failure handling."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from helpers.data import source as source_module
 from helpers.reports import run_series
+from helpers.results import RESULTS_END, RESULTS_START
 
 
 def write_notebook(path: Path, body: str) -> None:
@@ -20,8 +22,21 @@ def write_notebook(path: Path, body: str) -> None:
     nbformat.write(notebook, str(path))
 
 
-GOOD = ("from helpers.reports import save_metrics\nprint('ran with preset', preset)\n"
-        "save_metrics({'notebook': 'x', 'preset': preset, 'data_source': 'ham10000', 'models': {}, 'headline': 'all good'})")
+MODEL = {"accuracy": 0.8, "balanced_accuracy": 0.7, "macro_f1": 0.6, "macro_auc": 0.9, "per_class_recall": {"nv": 0.9, "mel": 0.5, "bcc": None},
+         "ci95": {"accuracy": [0.75, 0.85], "balanced_accuracy": [0.65, 0.75], "macro_f1": [0.55, 0.65], "macro_auc": [0.85, 0.95]},
+         "n_test": 40}
+
+
+def saving(metrics: dict, extra: str = "") -> str:
+    """A notebook body that prints its preset and hands over metrics (with the preset it ran with)."""
+    header = {"notebook": "01_good", "device": "cpu", "device_name": "CPU test", "data_source": "ham10000", "n_images": 140,
+              "split": "lesion_disjoint", "wall_time_s": 1.0, "created": "2026-01-01T00:00:00+00:00", "models": {}}
+    return (f"from helpers.reports import save_metrics\nprint('ran with preset', preset)\n{extra}"
+            f"save_metrics({{**{header!r}, **{metrics!r}, 'preset': preset}})")
+
+
+GOOD = saving({"models": {"cnn": MODEL}})
+README = f"# Course\n\n## Results\n\n{RESULTS_START}\n{RESULTS_END}\n"
 
 
 @pytest.fixture
@@ -29,6 +44,7 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "notebooks").mkdir()
     write_notebook(tmp_path / "notebooks" / "01_good.ipynb", GOOD)
     write_notebook(tmp_path / "notebooks" / "02_bad.ipynb", "raise RuntimeError('boom in notebook two')")
+    (tmp_path / "README.md").write_text(README)
     return tmp_path
 
 
@@ -41,7 +57,11 @@ def test_series_writes_reports_and_keeps_last_good_one(project: Path, synthetic_
     assert json.loads((reports / "metrics" / "01_good.json").read_text())["preset"] == "smoke"
     assert not (reports / "02_bad.html").exists() and (reports / "02_bad.failed.html").exists()
     index = (reports / "index.html").read_text()
-    assert 'class="failed"' in index and "boom in notebook two" in index and "all good" in index
+    assert 'class="failed"' in index and "boom in notebook two" in index
+    assert "cnn: balanced accuracy 0.700 (95% CI 0.650–0.750), accuracy 0.800, macro AUC 0.900, n_test 40" in index
+    readme = (project / "README.md").read_text()
+    assert ("| [01_good](reports/01_good.html) | cnn | smoke | ham10000 | lesion_disjoint | CPU test | 40 "
+            "| 0.800 | 0.700 (0.650–0.750) | 0.900 |") in readme
 
     write_notebook(project / "notebooks" / "01_good.ipynb", "raise ValueError('now broken')")
     assert run_series(preset="smoke", root=project) == 2
@@ -58,3 +78,24 @@ def test_synthetic_runs_go_to_demo(project: Path, tmp_path: Path, monkeypatch: p
     assert (project / "reports" / "demo" / "01_good.html").exists()
     assert not (project / "reports" / "01_good.html").exists()
     assert "SYNTHETIC DEMO DATA" in (project / "reports" / "demo" / "index.html").read_text()
+    assert (project / "README.md").read_text() == README  # demo runs never reach the README
+
+
+def test_metrics_that_break_the_contract_are_refused(project: Path, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAM10000_DIR", str(synthetic_dir))
+    (project / "notebooks" / "02_bad.ipynb").unlink()
+    reports = project / "reports"
+    (reports / "metrics").mkdir(parents=True)
+    (reports / "01_good.html").write_text("last good report")
+    (reports / "metrics" / "01_good.json").write_text("{}")  # stands for the last good metrics
+    broken = {"notebook": "01_wrong", "models": {"cnn": {**MODEL, "accuracy": 1.5}}}
+    write_notebook(project / "notebooks" / "01_good.ipynb", saving(broken))
+    assert run_series(root=project) == 1
+    error = json.loads((reports / "runs.json").read_text())["01_good"]["error"]
+    assert error.startswith("metrics break the JSON contract: ")
+    assert "notebook is '01_wrong' but the file is '01_good'" in error and "models['cnn']: accuracy must be" in error
+    assert (reports / "01_good.html").read_text() == "last good report"
+    assert (reports / "metrics" / "01_good.json").read_text() == "{}"
+    assert "ran with preset" in (reports / "01_good.failed.html").read_text()
+    assert "metrics break the JSON contract" in (reports / "index.html").read_text()
+    assert not list(reports.rglob("*.running"))

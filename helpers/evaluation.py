@@ -1,0 +1,66 @@
+"""Evaluate trained classifiers on a split: probabilities, contract metrics with lesion bootstrap CIs, comparison tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from .dataset import SplitData
+from .metrics import metrics_summary
+from .train import predict
+
+
+@dataclass
+class Evaluation:
+    """One model on one split: true labels, probabilities, lesion ids and the metrics summary."""
+
+    y_true: np.ndarray
+    probs: np.ndarray
+    groups: np.ndarray
+    classes: list[str]
+    summary: dict[str, Any]
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        """Predicted class indices (argmax)."""
+        return self.probs.argmax(1)
+
+
+def evaluate_split(model: nn.Module, data: SplitData, split: str = "test", tta: bool = False,
+                   n_boot: int = 1000, seed: int = 0) -> Evaluation:
+    """Predict a split and summarise it with the metrics-JSON fields (95% CIs resample lesions)."""
+    part = data.parts[split]
+    probs = predict(model, part.images, tta=tta)
+    y_true = part.labels.cpu().numpy()
+    groups = data.rows(split)["lesion_id"].to_numpy()
+    return Evaluation(y_true, probs, groups, data.classes, metrics_summary(y_true, probs, data.classes, groups, n_boot=n_boot, seed=seed))
+
+
+def majority_baseline(data: SplitData, split: str = "test") -> dict[str, float]:
+    """Accuracy and balanced accuracy of always answering the most common training class."""
+    majority = int(np.bincount(data.train.labels.cpu().numpy()).argmax())
+    y_true = data.parts[split].labels.cpu().numpy()
+    present = np.unique(y_true)
+    return {"accuracy": float((y_true == majority).mean()), "balanced_accuracy": 1.0 / len(present),
+            "class": data.classes[majority]}
+
+
+def comparison_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
+    """One row per model: accuracy, balanced accuracy (with 95% CI), macro F1, macro AUC, n_test."""
+    rows = {}
+    for name, evaluation in evaluations.items():
+        s = evaluation.summary
+        low, high = s["ci95"]["balanced_accuracy"]
+        rows[name] = {"accuracy": s["accuracy"], "balanced_accuracy": s["balanced_accuracy"],
+                      "bal. acc. 95% CI": f"{low:.3f}–{high:.3f}", "macro_f1": s["macro_f1"],
+                      "macro_auc": s["macro_auc"], "n_test": s["n_test"]}
+    return pd.DataFrame.from_dict(rows, orient="index").round(3)
+
+
+def recall_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
+    """Per-class recall (rows: classes, columns: models)."""
+    return pd.DataFrame({name: e.summary["per_class_recall"] for name, e in evaluations.items()}).round(3)

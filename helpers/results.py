@@ -1,0 +1,247 @@
+"""The metrics JSON contract every notebook follows, and the README results table generated from those JSON files.
+
+A notebook hands its metrics to the report runner (helpers.reports), which publishes them as
+reports/metrics/<notebook>.json only when `validate_metrics` finds no problem. The README's results
+section is regenerated from those files (`python -m helpers.reports --readme`), never edited by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_open
+
+TEXT_FIELDS = ("notebook", "preset", "device", "device_name", "data_source", "split", "created")
+POINT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
+BINARY_METRICS = ("sensitivity", "specificity", "auc")
+RESULTS_START = "<!-- results:start -->"
+RESULTS_END = "<!-- results:end -->"
+README_COMMAND = "python -m helpers.reports --readme"
+NO_VALUE = "–"
+_ABSENT = object()
+
+# ---------------------------------------------------------------- the contract
+
+
+def validate_metrics(metrics: Any, name: str) -> list[str]:
+    """Problems that keep a notebook's metrics from following the JSON contract (empty when valid)."""
+    if not isinstance(metrics, Mapping):
+        return [f"metrics must be a mapping, got {type(metrics).__name__}"]
+    problems = _header_problems(metrics, name)
+    models = metrics.get("models", _ABSENT)
+    if not isinstance(models, Mapping):
+        return problems + [_wrong("models", models, "a mapping from model name to its metrics")]
+    for model, entry in models.items():
+        problems += [f"models[{model!r}]: {problem}" for problem in _model_problems(entry)]
+    return problems
+
+
+def _header_problems(metrics: Mapping[str, Any], name: str) -> list[str]:
+    """Problems in the top-level fields: texts, notebook name, image count, wall time, creation time."""
+    problems = [_wrong(key, metrics.get(key, _ABSENT), "a non-empty string")
+                for key in TEXT_FIELDS if not _is_text(metrics.get(key))]
+    if _is_text(metrics.get("notebook")) and metrics["notebook"] != name:
+        problems.append(f"notebook is {metrics['notebook']!r} but the file is {name!r}")
+    if not _is_count(metrics.get("n_images")):
+        problems.append(_wrong("n_images", metrics.get("n_images", _ABSENT), "an integer > 0"))
+    wall = metrics.get("wall_time_s", _ABSENT)
+    if not (_is_number(wall) and wall >= 0):
+        problems.append(_wrong("wall_time_s", wall, "a number of seconds >= 0"))
+    if _is_text(metrics.get("created")) and not _is_timestamp(metrics["created"]):
+        problems.append(_wrong("created", metrics["created"], "an ISO 8601 date and time"))
+    return problems
+
+
+def _model_problems(entry: Any) -> list[str]:
+    """Problems in one model's entry: metrics, per-class recall, confidence intervals, n_test."""
+    if not isinstance(entry, Mapping):
+        return [f"must be a mapping of metrics, got {type(entry).__name__}"]
+    required = POINT_METRICS + (BINARY_METRICS if _is_binary(entry) else ())
+    problems = [_wrong(key, entry.get(key, _ABSENT), "a number in [0, 1] or null")
+                for key in required if not _is_fraction_or_none(entry.get(key, _ABSENT))]
+    if "threshold" in entry and not _is_fraction_or_none(entry["threshold"]):
+        problems.append(_wrong("threshold", entry["threshold"], "a number in [0, 1]"))
+    problems += _recall_problems(entry.get("per_class_recall", _ABSENT))
+    problems += _ci_problems(entry.get("ci95", _ABSENT), required)
+    if not _is_count(entry.get("n_test")):
+        problems.append(_wrong("n_test", entry.get("n_test", _ABSENT), "an integer > 0"))
+    return problems
+
+
+def _recall_problems(recall: Any) -> list[str]:
+    """Problems in per_class_recall: a mapping from class name to a fraction or null."""
+    if not isinstance(recall, Mapping) or not recall:
+        return [_wrong("per_class_recall", recall, "a non-empty mapping {class: recall}")]
+    return [_wrong(f"per_class_recall[{dx!r}]", value, "a number in [0, 1] or null")
+            for dx, value in recall.items() if not _is_fraction_or_none(value)]
+
+
+def _ci_problems(ci95: Any, required: tuple[str, ...]) -> list[str]:
+    """Problems in ci95: an interval [low, high] for every required metric, each end a fraction or null, low <= high."""
+    if not isinstance(ci95, Mapping):
+        return [_wrong("ci95", ci95, "a mapping {metric: [low, high]}")]
+    problems = [f"ci95 has no interval for {key}" for key in required if key not in ci95]
+    for key, interval in ci95.items():
+        if not (isinstance(interval, (list, tuple)) and len(interval) == 2
+                and all(_is_fraction_or_none(end) for end in interval)):
+            problems.append(_wrong(f"ci95[{key!r}]", interval, "[low, high] with numbers in [0, 1] or null"))
+        elif None not in interval and interval[0] > interval[1]:
+            problems.append(f"ci95[{key!r}] has low {interval[0]} > high {interval[1]}")
+    return problems
+
+
+def _is_binary(entry: Mapping[str, Any]) -> bool:
+    """A binary task's entry: two classes, or any of sensitivity, specificity, auc present."""
+    recall = entry.get("per_class_recall")
+    return any(key in entry for key in BINARY_METRICS) or (isinstance(recall, Mapping) and len(recall) == 2)
+
+
+def _wrong(key: str, value: Any, expected: str) -> str:
+    """A problem line: the key is missing, or its value is not what was expected."""
+    if value is _ABSENT:
+        return f"missing {key}"
+    return f"{key} must be {expected}, got {json.dumps(value, default=str)[:60]}"
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (booleans excluded)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_fraction_or_none(value: Any) -> bool:
+    """None, or a finite number in [0, 1]."""
+    return value is None or (_is_number(value) and 0.0 <= value <= 1.0)
+
+
+def _is_count(value: Any) -> bool:
+    """An int > 0 (booleans excluded)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_text(value: Any) -> bool:
+    """A non-empty string."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_timestamp(value: str) -> bool:
+    """Whether value parses as an ISO 8601 date and time."""
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- reading and formatting results
+
+
+def load_metrics(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every metrics JSON of out_dir/metrics, keyed by notebook name."""
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((out_dir / "metrics").glob("*.json"))}
+
+
+def fmt(value: Any) -> str:
+    """A metric with 3 decimals, or a dash when it is missing or undefined."""
+    return f"{value:.3f}" if _is_number(value) else NO_VALUE
+
+
+def fmt_ci(entry: Mapping[str, Any], metric: str) -> str:
+    """The 95% interval of a metric as 'low–high', or a dash."""
+    interval = (entry.get("ci95") or {}).get(metric)
+    if not (isinstance(interval, (list, tuple)) and len(interval) == 2 and all(map(_is_number, interval))):
+        return NO_VALUE
+    return f"{fmt(interval[0])}–{fmt(interval[1])}"
+
+
+def auc_of(entry: Mapping[str, Any]) -> Any:
+    """The AUC to show: a binary model's AUC, else the macro one-vs-rest AUC."""
+    return entry.get("auc") if _is_binary(entry) else entry.get("macro_auc")
+
+
+def best_model(models: Mapping[str, Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:
+    """The model with the highest balanced accuracy (undefined values count lowest)."""
+    def score(item: tuple[str, Mapping[str, Any]]) -> float:
+        value = item[1].get("balanced_accuracy") if isinstance(item[1], Mapping) else None
+        return value if _is_number(value) else -1.0
+
+    return max(models.items(), key=score)
+
+
+def model_headline(models: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line of the best model's test metrics, balanced accuracy first with its 95% CI."""
+    name, entry = best_model(models)
+    auc_name = "AUC" if _is_binary(entry) else "macro AUC"
+    text = (f"{name}: balanced accuracy {fmt(entry.get('balanced_accuracy'))} "
+            f"(95% CI {fmt_ci(entry, 'balanced_accuracy')}), accuracy {fmt(entry.get('accuracy'))}, "
+            f"{auc_name} {fmt(auc_of(entry))}, n_test {entry.get('n_test', NO_VALUE)}")
+    return text + (f" (best of {len(models)} models)" if len(models) > 1 else "")
+
+
+# ---------------------------------------------------------------- the README results table
+
+TABLE_HEADER = ("| notebook | model | preset | data | split | hardware | n_test | accuracy "
+                "| balanced accuracy (95% CI) | macro AUC (binary: AUC) |\n"
+                "|---|---|---|---|---|---|--:|--:|--:|--:|")
+
+
+def results_markdown(reports_dir: Path, base: Path) -> str:
+    """The README results block from reports_dir/metrics/*.json: a table row per (notebook, model), or a sentence."""
+    metrics = {name: result for name, result in load_metrics(reports_dir).items()
+               if result.get("data_source") != "synthetic"}
+    rows = [_table_row(name, result, model, entry, _relative(reports_dir / f"{name}.html", base))
+            for name, result in metrics.items() for model, entry in (result.get("models") or {}).items()]
+    body = TABLE_HEADER + "\n" + "\n".join(rows) if rows else _no_models(metrics)
+    source = _relative(reports_dir / "metrics", base)
+    return (f"{body}\n\n*Generated by `{README_COMMAND}` from `{source}/*.json` (real-data runs only; "
+            f"`reports/demo` is never used). Test-split metrics; 95% CIs from resampling lesions.*")
+
+
+def _table_row(name: str, result: Mapping[str, Any], model: str, entry: Mapping[str, Any], link: str) -> str:
+    """One markdown table row of a notebook's model."""
+    cells = [f"[{name}]({link})", model, result.get("preset"), result.get("data_source"), result.get("split"),
+             result.get("device_name", result.get("device")), entry.get("n_test"), fmt(entry.get("accuracy")),
+             f"{fmt(entry.get('balanced_accuracy'))} ({fmt_ci(entry, 'balanced_accuracy')})", fmt(auc_of(entry))]
+    return "| " + " | ".join(_cell(value) for value in cells) + " |"
+
+
+def _no_models(metrics: Mapping[str, Any]) -> str:
+    """The sentence shown instead of a table while no report has models."""
+    if not metrics:
+        return "No model results yet: no real-data report has been published."
+    names = ", ".join(f"`{name}`" for name in metrics)
+    return f"No model results yet: the published reports ({names}) have no models."
+
+
+def _cell(value: Any) -> str:
+    """A table cell's text: missing values as a dash, pipes escaped."""
+    return NO_VALUE if value is None or value == "" else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _relative(path: Path, base: Path) -> str:
+    """path relative to base, with forward slashes (as a README link)."""
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def replace_results(text: str, block: str) -> str:
+    """text with everything between the results markers replaced by block."""
+    start, end = text.find(RESULTS_START), text.find(RESULTS_END)
+    if start < 0 or end < start or text.count(RESULTS_START) != 1 or text.count(RESULTS_END) != 1:
+        raise ValueError(f"the README needs one {RESULTS_START} and, after it, one {RESULTS_END}")
+    return f"{text[:start + len(RESULTS_START)]}\n{block}\n{text[end:]}"
+
+
+def write_readme_results(readme: Path, reports_dir: Path) -> bool:
+    """Regenerate the README's results table from reports_dir/metrics/*.json; whether the README changed."""
+    text = readme.read_text(encoding="utf-8")
+    updated = replace_results(text, results_markdown(reports_dir, readme.parent))
+    if updated == text:
+        return False
+    with atomic_open(readme, "w", encoding="utf-8") as handle:
+        handle.write(updated)
+    return True
