@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from PIL import Image
 from sklearn import metrics as skm
 
 from .data.labels import DX_CLASSES
+from .eda import crosstab, load_mask
 from .images import load_resized
+from .images import open_rgb
 from .metrics import expected_calibration_error, reliability_table, sensitivity_specificity
 
 
@@ -187,5 +191,76 @@ def gradcam_overlays(
         ax.imshow(cams[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _dx_palette() -> dict[str, tuple[float, float, float]]:
+    return dict(zip(DX_CLASSES, sns.color_palette("deep", len(DX_CLASSES))))
+
+
+def box_by_dx(table: pd.DataFrame, column: str, label: str | None = None, ax: plt.Axes | None = None) -> plt.Axes:
+    """Box plot of a numeric column (age, brightness, lesion area…) per diagnosis, with n per class under each box."""
+    data = pd.DataFrame({"dx": table["dx"].astype(str), "value": pd.to_numeric(table[column], errors="coerce")})
+    data = data.dropna().astype({"value": float})
+    order = [dx for dx in DX_CLASSES if (data["dx"] == dx).any()]
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    sns.boxplot(data=data, x="dx", y="value", hue="dx", order=order, hue_order=order, palette=_dx_palette(),
+                legend=False, fliersize=2, ax=ax)
+    counts = data["dx"].value_counts()
+    ax.set_xticks(range(len(order)), [f"{dx}\nn={counts[dx]:,}" for dx in order])
+    ax.set(xlabel="diagnosis (dx)", ylabel=label or column, title=f"{(label or column).capitalize()} by diagnosis")
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def category_heatmap(index: pd.DataFrame, column: str, annotate: str = "share", ax: plt.Axes | None = None) -> plt.Axes:
+    """Heatmap of diagnosis (rows) by the values of a metadata column, coloured by share of each diagnosis's images; annotate 'share' or 'count'."""
+    counts, shares = crosstab(index, column), crosstab(index, column, normalize=True)
+    percent = shares.map(lambda s: "" if s == 0 else "<1%" if s < 0.005 else f"{s:.0%}")
+    text = counts.map(lambda n: f"{n:,}") if annotate == "count" else percent
+    ax = ax or plt.subplots(figsize=(2.8 + 0.7 * counts.shape[1], 0.6 + 0.45 * len(counts)))[1]
+    sns.heatmap(shares, annot=text, fmt="", cmap="Blues", vmin=0, vmax=1, annot_kws={"fontsize": 8},
+                cbar_kws={"label": "share of the diagnosis's images"}, ax=ax)
+    ax.set(xlabel=column, ylabel="diagnosis (dx)", title=f"{column} by diagnosis" + (" (images)" if annotate == "count" else ""))
+    ax.tick_params(axis="y", rotation=0)
+    if counts.shape[1] > 3:
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
+    return ax
+
+
+def mean_colours(colours: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Mean red, green and blue per diagnosis as grouped bars (± one standard deviation), each class's mean colour as a swatch on top."""
+    order = [dx for dx in DX_CLASSES if (colours["dx"].astype(str) == dx).any()]
+    grouped = colours.assign(dx=colours["dx"].astype(str)).groupby("dx")[["red", "green", "blue"]]
+    means, stds = grouped.mean().reindex(order), grouped.std().reindex(order).fillna(0)
+    ax = ax or plt.subplots(figsize=(8, 3.5))[1]
+    x = np.arange(len(order))
+    for offset, channel, colour in zip((-0.27, 0, 0.27), ("red", "green", "blue"), ("tab:red", "tab:green", "tab:blue")):
+        ax.bar(x + offset, means[channel], 0.27, yerr=stds[channel], color=colour, alpha=0.75, label=channel,
+               error_kw={"elinewidth": 0.8, "alpha": 0.6})
+    for i, dx in enumerate(order):
+        ax.add_patch(plt.Rectangle((i - 0.4, 262), 0.8, 22, color=means.loc[dx].to_numpy() / 255, clip_on=False))
+    ax.set_xticks(x, order)
+    ax.set(xlabel="diagnosis (dx)", ylabel="mean pixel value (0-255)", ylim=(0, 290), title="Mean colour per diagnosis")
+    ax.legend(fontsize=8, loc="lower right", ncols=3)
+    return ax
+
+
+def mask_grid(rows: pd.DataFrame, masks: dict[str, Path], ncols: int = 4) -> plt.Figure:
+    """The images of rows (image_id, dx, path) with their lesion-mask outlines, titled with diagnosis and lesion area share."""
+    n = len(rows)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, rows.itertuples()):
+        image = open_rgb(row.path)
+        mask = load_mask(masks[row.image_id])
+        outline = np.asarray(Image.fromarray(mask).resize(image.size, Image.Resampling.NEAREST))
+        ax.imshow(image)
+        ax.contour(outline, levels=[0.5], colors="yellow", linewidths=1.2)
+        ax.set_title(f"{row.dx}: lesion {mask.mean():.0%} of image", fontsize=9)
     fig.tight_layout()
     return fig
