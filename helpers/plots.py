@@ -264,3 +264,14 @@ def mask_grid(rows: pd.DataFrame, masks: dict[str, Path], ncols: int = 4) -> plt
         ax.set_title(f"{row.dx}: lesion {mask.mean():.0%} of image", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def generalization_gap(histories: dict[str, pd.DataFrame], ax: plt.Axes | None = None) -> plt.Axes:
+    """Train minus validation accuracy per epoch for several runs: how fast each one overfits."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for name, history in histories.items():
+        ax.plot(history["epoch"], history["train_accuracy"] - history["val_accuracy"], marker="o", label=name)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel="epoch", ylabel="train − validation accuracy", title="Generalisation gap")
+    ax.legend()
+    return ax
