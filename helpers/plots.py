@@ -275,3 +275,114 @@ def generalization_gap(histories: dict[str, pd.DataFrame], ax: plt.Axes | None =
     ax.set(xlabel="epoch", ylabel="train − validation accuracy", title="Generalisation gap")
     ax.legend()
     return ax
+
+# ---------------------------------------------------------------- preprocessing (notebook 02)
+
+
+def resize_policies(path: str | Path, size: int = 128, policies: Sequence[str] | None = None) -> plt.Figure:
+    """One image as stored (the square that center_crop keeps dashed) beside its size x size cache version under each policy."""
+    from .images import RESIZE_POLICIES
+
+    policies = list(policies or RESIZE_POLICIES)
+    image = open_rgb(path)
+    width, height = image.size
+    fig, axes = plt.subplots(1, 1 + len(policies), figsize=(2.7 * (width / height + len(policies)), 3.2),
+                             gridspec_kw={"width_ratios": [width / height] + [1] * len(policies)})
+    side = min(width, height)
+    axes[0].imshow(image)
+    axes[0].add_patch(plt.Rectangle(((width - side) / 2 - 0.5, (height - side) / 2 - 0.5), side, side, fill=False,
+                                    edgecolor="yellow", linestyle="--", linewidth=1.5))
+    axes[0].set_title(f"stored: {width}×{height}\n(dashed: what center_crop keeps)", fontsize=9)
+    for ax, policy in zip(axes[1:], policies):
+        ax.imshow(load_resized(path, size, policy))
+        ax.set_title(f"{policy}\n{size}×{size}", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_grid(previews: dict[str, np.ndarray | torch.Tensor], original: np.ndarray | torch.Tensor | None = None) -> plt.Figure:
+    """One row per augmentation setting with its augmented copies of one image (uint8 (n, H, W, 3) each), the original first."""
+    rows = {name: np.asarray(images.cpu() if isinstance(images, torch.Tensor) else images) for name, images in previews.items()}
+    ncols = max(len(images) for images in rows.values()) + (original is not None)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.25 * ncols + 0.9, 1.3 * len(rows)), squeeze=False)
+    for row_axes, (name, images) in zip(axes, rows.items()):
+        shown = ([np.asarray(original.cpu() if isinstance(original, torch.Tensor) else original)] if original is not None else []) + list(images)
+        for ax in row_axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_frame_on(False)
+        for ax, image in zip(row_axes, shown):
+            ax.imshow(image)
+        row_axes[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if original is not None:
+        axes[0, 0].set_title("original", fontsize=9)
+        axes[0, 1].set_title("augmented copies →", fontsize=9, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def split_shares(index: pd.DataFrame, split: pd.Series) -> plt.Figure:
+    """Left: each class's share of every split's images (log scale). Right: how each class's images divide into the splits."""
+    from .data.splits import SPLITS
+
+    table = pd.crosstab(index["dx"].astype(str), split.rename("split").to_numpy())
+    order = [dx for dx in DX_CLASSES if dx in table.index]
+    parts = [s for s in SPLITS if s in table.columns]
+    table = table.reindex(index=order, columns=parts)
+    colours = dict(zip(SPLITS, sns.color_palette("deep", 3)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1.3, 1]})
+    shares = table / table.sum()
+    x, width = np.arange(len(order)), 0.8 / len(parts)
+    for i, part in enumerate(parts):
+        left.bar(x + (i - (len(parts) - 1) / 2) * width, shares[part], width, color=colours[part],
+                 label=f"{part} ({table[part].sum():,} images)")
+    left.set_xticks(x, order)
+    left.set_yscale("log")
+    left.set_yticks([t for t in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0) if shares.min().min() / 2 <= t <= 1.0])
+    left.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}" if v >= 0.01 else f"{v:.1%}"))
+    left.yaxis.set_minor_formatter(plt.NullFormatter())
+    left.set(xlabel="diagnosis (dx)", ylabel="share of the split's images (log)", title="Class mix of each split")
+    left.legend(fontsize=8)
+    left.grid(axis="y", alpha=0.3, which="both")
+    fractions = table.div(table.sum(axis=1), axis=0)
+    start = np.zeros(len(order))
+    for part in parts:
+        right.barh(order, fractions[part], left=start, color=colours[part], label=part)
+        for y, (s, f) in enumerate(zip(start, fractions[part])):
+            if f >= 0.06:
+                right.text(s + f / 2, y, f"{f:.0%}", ha="center", va="center", fontsize=8, color="white")
+        start += fractions[part].to_numpy()
+    right.set_yticks(range(len(order)), [f"{dx} (n={table.loc[dx].sum():,})" for dx in order])
+    right.invert_yaxis()
+    right.set(xlim=(0, 1), xlabel="share of the class's images", title="Where each class's images go")
+    right.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    right.legend(fontsize=8, ncols=len(parts), loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_accuracy(table: pd.DataFrame, group: str = "test images", hue: str = "model", value: str = "accuracy",
+                     ax: plt.Axes | None = None) -> plt.Axes:
+    """Horizontal bars of `value` per `group` (rows) and `hue` (colours) from a long table with a column n, each bar labelled with n."""
+    groups, hues = list(dict.fromkeys(table[group])), list(dict.fromkeys(table[hue]))
+    ax = ax or plt.subplots(figsize=(8, 0.9 + 0.45 * len(groups) * len(hues)))[1]
+    height = 0.8 / len(hues)
+    for i, (name, colour) in enumerate(zip(hues, sns.color_palette("deep", len(hues)))):
+        rows = table[table[hue] == name].set_index(group).reindex(groups)
+        y = np.arange(len(groups)) + (i - (len(hues) - 1) / 2) * height
+        present = rows[value].notna().to_numpy()
+        ax.barh(y[present], rows[value][present], height, color=colour, label=name)
+        for yi, v, n in zip(y[present], rows[value][present], rows["n"][present]):
+            ax.text(v + 0.01, yi, f"{v:.2f} (n={int(n):,})", va="center", fontsize=8)
+        for yi in y[~present]:
+            ax.text(0.01, yi, "none", va="center", fontsize=8, color=colour)
+    ax.set_yticks(range(len(groups)), groups)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1.15), xlabel=value.replace("_", " "), title=f"Test {value.replace('_', ' ')} by kind of test image")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.2 / len(groups)), ncols=min(2, len(hues)),
+              frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    return ax

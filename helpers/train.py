@@ -45,6 +45,7 @@ class TrainConfig:
     schedule: str = "cosine"
     label_smoothing: float = 0.0
     imbalance: str = "none"
+    class_weight_power: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     monitor: str = "val_balanced_accuracy"
     patience: int | None = None
@@ -144,11 +145,12 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights normalised to mean 1 over present classes (absent classes get 0)."""
+def class_weights(labels: torch.Tensor, num_classes: int, power: float = 1.0) -> torch.Tensor:
+    """Inverse-frequency weights to the given power (0.5: square root), mean 1 over present classes, 0 for absent ones."""
     counts = torch.bincount(labels, minlength=num_classes).float()
-    weights = torch.where(counts > 0, counts.sum() / (counts.clamp(min=1) * (counts > 0).sum()), torch.zeros_like(counts))
-    return weights
+    present = counts > 0
+    weights = torch.where(present, (counts.sum() / counts.clamp(min=1)) ** power, torch.zeros_like(counts))
+    return weights * present.sum() / weights.sum()
 
 
 def epoch_order(labels: torch.Tensor, imbalance: str, generator: torch.Generator) -> torch.Tensor:
@@ -185,11 +187,11 @@ def _head_parameter_ids(net: nn.Module) -> set[int]:
 
 def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     """A per-step schedule: constant, cosine decay to zero, or one-cycle."""
-    if config.schedule == "onecycle":
+    if config.schedule == "onecycle" and total_steps >= 8:  # shorter runs have no room for a warm-up phase: cosine
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                                    total_steps=total_steps, pct_start=0.25,
                                                    cycle_momentum=config.optimizer != "adadelta")
-    if config.schedule == "cosine":
+    if config.schedule in ("cosine", "onecycle"):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
@@ -246,7 +248,8 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
     order_generator = torch.Generator().manual_seed(config.seed)
     augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1000 * rank)
     num_classes = len(getattr(model, "classes", [])) or int(train.labels.max()) + 1
-    weight = class_weights(train.labels, num_classes).to(device) if config.imbalance == "weighted_loss" else None
+    weight = (class_weights(train.labels, num_classes, config.class_weight_power).to(device)
+              if config.imbalance == "weighted_loss" else None)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)

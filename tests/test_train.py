@@ -136,6 +136,9 @@ def test_class_balancing() -> None:
     labels = torch.tensor([0] * 90 + [1] * 10)
     weights = class_weights(labels, 3)
     assert weights[1] / weights[0] == pytest.approx(9.0) and weights[2] == 0
+    assert weights[:2].mean() == pytest.approx(1.0)
+    gentle = class_weights(labels, 2, power=0.5)
+    assert gentle[1] / gentle[0] == pytest.approx(3.0)
     drawn = epoch_order(labels, "balanced_sampling", torch.Generator().manual_seed(0))
     assert 0.35 < (labels[drawn] == 1).float().mean() < 0.65
     assert sorted(epoch_order(labels, "none", torch.Generator().manual_seed(0)).tolist()) == list(range(100))
