@@ -153,18 +153,22 @@ def reliability_diagram(
     return ax
 
 
+def _image_axes(n: int, ncols: int, cell: tuple[float, float]) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A grid with room for n images, axes switched off; returns the first n axes."""
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell[0] * ncols, cell[1] * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
 def prediction_grid(
     images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray, classes: Sequence[str],
     n: int = 16, ncols: int = 4,
 ) -> plt.Figure:
     """The first `n` images titled true / predicted (probability), green when right and red when wrong."""
-    n = min(n, len(images))
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.4 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
+    fig, axes = _image_axes(min(n, len(images)), ncols, (2.2, 2.4))
+    for i, ax in enumerate(axes):
         ax.imshow(images[i])
         right = y_true[i] == y_pred[i]
         ax.set_title(f"true {classes[y_true[i]]}\npred {classes[y_pred[i]]} ({probs[i, y_pred[i]]:.2f})",
@@ -179,14 +183,8 @@ def gradcam_overlays(
 ) -> plt.Figure:
     """Each image with its Grad-CAM map (values in [0, 1], same height and width) overlaid as a heatmap."""
     cams = cams.detach().cpu().numpy() if isinstance(cams, torch.Tensor) else np.asarray(cams)
-    n = len(images)
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.4 * ncols, 2.5 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
+    fig, axes = _image_axes(len(images), max(1, min(ncols, len(images))), (2.4, 2.5))
+    for i, ax in enumerate(axes):
         ax.imshow(images[i])
         ax.imshow(cams[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
         if titles is not None:
