@@ -242,6 +242,27 @@ def _lite0_file(name: str) -> Path:
     return path
 
 
+def weights_file(name: str) -> Path:
+    """The local file holding `name`'s ImageNet weights; WeightsUnavailableError (saying how to get it) if absent."""
+    entry = _entry(name)
+    if entry.weights == "torchvision":
+        return _torchvision_cached_file(name)
+    if entry.weights == "timm":
+        return _timm_cached_file(name, entry.timm_arch)
+    if entry.weights == "lite0":
+        return _lite0_file(name)
+    raise ValueError(f"{name!r} has no pretrained weights: use pretrained=False")
+
+
+def pretrained_available(name: str) -> bool:
+    """Whether `name` has ImageNet weights on this machine (no download is attempted)."""
+    try:
+        weights_file(name)
+    except (WeightsUnavailableError, ValueError):
+        return False
+    return True
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from a .pth/.pt/.bin (torch.load, weights only) or .safetensors file.
 

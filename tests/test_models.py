@@ -340,3 +340,14 @@ def test_download_weights_fetches_into_the_cache(empty_caches: Path, monkeypatch
     assert path == empty_caches / RESNET18_FILE and path.is_file()
     assert fetched == [f"https://download.pytorch.org/models/{RESNET18_FILE}"]
     assert models.download_weights("resnet18") == path and len(fetched) == 1
+
+
+def test_pretrained_available_finds_the_packaged_lite0_weights_and_names_missing_ones() -> None:
+    from helpers.models import WeightsUnavailableError, pretrained_available, weights_file
+
+    assert pretrained_available("efficientnet_lite0")
+    assert weights_file("efficientnet_lite0").is_file()
+    assert not pretrained_available("seed_cnn")
+    if not pretrained_available("resnet18"):  # no torch hub cache on this machine
+        with pytest.raises(WeightsUnavailableError, match="resnet18"):
+            weights_file("resnet18")
