@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,14 +10,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .data.folder import load_image_folder
 from .data.ham10000 import load_ham10000
+from .errors import DataError
 from .data.labels import BINARY_CLASSES, DX_CLASSES, binary_label
+from .data.melanoma import FOLDER_SPLITS, folder_split, subsample_folder
 from .data.source import data_home
 from .data.splits import SPLITS, dermamnist_split, image_level_split, load_or_make_split, subsample_lesions
 from .images import cached_images
 from .train import ImageData, default_device
 
 SPLIT_KINDS = ("lesion_disjoint", "image_level", "dermamnist_official")
+DERMAMNIST_ENV = "DERMAMNIST_SPLIT_CSV"
 
 
 @dataclass
@@ -59,6 +64,17 @@ def labels_for(index: pd.DataFrame, task: str) -> tuple[np.ndarray, list[str]]:
     raise ValueError(f"task must be 'dx' or 'binary'; got {task!r}")
 
 
+def find_dermamnist_csv(path: str | Path | None = None) -> Path | None:
+    """The DermaMNIST split CSV: path, else $DERMAMNIST_SPLIT_CSV, else data/dermamnist_split.csv; None if none is there."""
+    for candidate, what in ((path, "dermamnist_csv"), (os.environ.get(DERMAMNIST_ENV), f"${DERMAMNIST_ENV}")):
+        if candidate:
+            if not Path(candidate).is_file():
+                raise DataError(f"{what} points to {candidate}, which is not a file")
+            return Path(candidate)
+    default = data_home() / "dermamnist_split.csv"
+    return default if default.is_file() else None
+
+
 def assign_split(index: pd.DataFrame, kind: str, seed: int, name: str, split_csv: str | Path | None = None) -> pd.Series:
     """The split column for kind: the saved lesion-disjoint split, an image-level one, or DermaMNIST's."""
     if kind == "lesion_disjoint":
@@ -82,9 +98,30 @@ def load_split_data(root: str | Path, image_size: int, split: str = "lesion_disj
     images = cached_images(index["path"].tolist(), image_size, cache_dir or data_home() / "cache", policy,
                            name=f"{name}-{len(index)}img", progress=progress)
     labels, classes = labels_for(index, task)
+    return SplitData(index, classes, image_size, split, split_parts(images, labels, index["split"], SPLITS, device))
+
+
+def split_parts(images: np.ndarray, labels: np.ndarray, split: pd.Series, names: tuple[str, ...],
+                device: str | torch.device | None = None) -> dict[str, ImageData]:
+    """The images and labels of each named split as ImageData on device."""
     device = device or default_device()
-    parts = {}
-    for part in SPLITS:
-        where = np.flatnonzero(index["split"].to_numpy() == part)
-        parts[part] = ImageData.from_numpy(images[where], labels[where], device)
-    return SplitData(index, classes, image_size, split, parts)
+    where = {part: np.flatnonzero(split.to_numpy() == part) for part in names}
+    return {part: ImageData.from_numpy(images[rows], labels[rows], device) for part, rows in where.items()}
+
+
+def load_folder_split_data(root: str | Path, image_size: int, seed: int = 0, max_images: int | None = None,
+                           fractions: tuple[float, float, float] = (0.90, 0.05, 0.05), policy: str = "center_crop",
+                           device: str | torch.device | None = None, cache_dir: str | Path | None = None,
+                           name: str = "melanoma10k", progress: bool = True) -> SplitData:
+    """Load a {train,test}/{benign,malignant} folder: its train folder split by image, its test folder as 'official_test'.
+
+    Such a folder has no lesion ids, so each image is its own group (`lesion_id` is its relpath) and
+    bootstrap intervals resample images.
+    """
+    index = subsample_folder(load_image_folder(root), max_images, seed=seed)
+    index = index.assign(lesion_id=index["relpath"], split=folder_split(index, fractions, seed).to_numpy())
+    images = cached_images(index["path"].tolist(), image_size, cache_dir or data_home() / "cache", policy,
+                           name=f"{name}-{len(index)}img", progress=progress)
+    labels = index["label"].cat.codes.to_numpy().astype(np.int64)
+    parts = split_parts(images, labels, index["split"], FOLDER_SPLITS, device)
+    return SplitData(index, list(index["label"].cat.categories), image_size, "image_level_90_5_5+official_test", parts)

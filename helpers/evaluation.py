@@ -10,8 +10,8 @@ import pandas as pd
 from torch import nn
 
 from .dataset import SplitData
-from .metrics import metrics_summary
-from .train import predict
+from .metrics import apply_temperature, fit_temperature, metrics_summary
+from .train import predict, predict_logits
 
 
 @dataclass
@@ -33,11 +33,32 @@ class Evaluation:
 def evaluate_split(model: nn.Module, data: SplitData, split: str = "test", tta: bool = False,
                    n_boot: int = 1000, seed: int = 0) -> Evaluation:
     """Predict a split and summarise it with the metrics-JSON fields (95% CIs resample lesions)."""
-    part = data.parts[split]
-    probs = predict(model, part.images, tta=tta)
-    y_true = part.labels.cpu().numpy()
+    return evaluation_of(data, predict(model, data.parts[split].images, tta=tta), split, n_boot, seed)
+
+
+def evaluation_of(data: SplitData, probs: np.ndarray, split: str = "test", n_boot: int = 1000, seed: int = 0) -> Evaluation:
+    """Summarise given class probabilities of a split's images (e.g. after temperature scaling)."""
+    y_true = data.parts[split].labels.cpu().numpy()
     groups = data.rows(split)["lesion_id"].to_numpy()
     return Evaluation(y_true, probs, groups, data.classes, metrics_summary(y_true, probs, data.classes, groups, n_boot=n_boot, seed=seed))
+
+
+def temperature_scaled(model: nn.Module, data: SplitData, split: str = "test", tta: bool = False) -> tuple[float, np.ndarray]:
+    """The temperature fitted on the validation logits and the split's probabilities calibrated with it."""
+    temperature = fit_temperature(predict_logits(model, data.val.images, tta=tta), data.val.labels)
+    return temperature, apply_temperature(predict_logits(model, data.parts[split].images, tta=tta), temperature)
+
+
+def pick_cases(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], per_class: int = 1, seed: int = 0) -> pd.DataFrame:
+    """Up to per_class right and per_class wrong predictions of every true class, drawn at random: index, true, pred, right."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, name in enumerate(classes):
+        for right in (True, False):
+            where = np.flatnonzero((y_true == label) & ((y_pred == label) == right))
+            for i in rng.permutation(where)[:per_class]:
+                rows.append({"index": int(i), "true": name, "pred": classes[y_pred[i]], "right": right})
+    return pd.DataFrame(rows, columns=["index", "true", "pred", "right"])
 
 
 def majority_baseline(data: SplitData, split: str = "test") -> dict[str, float]:

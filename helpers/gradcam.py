@@ -52,6 +52,17 @@ def grad_cam(
     return torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
 
 
+def classifier_cams(model: nn.Module, images: torch.Tensor | np.ndarray,
+                    class_index: int | Sequence[int] | torch.Tensor | None = None) -> np.ndarray:
+    """Grad-CAM maps (N, H, W) of a `Classifier` for uint8 images (N, H, W, 3), at its registered Grad-CAM layer."""
+    from .models import gradcam_layer
+
+    images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
+    device = next(model.parameters()).device
+    x = images.to(device).permute(0, 3, 1, 2).float().div(255)
+    return grad_cam(model, x, gradcam_layer(model.net), class_index).cpu().numpy()
+
+
 def cam_mass_inside(cams: torch.Tensor | np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Share of each map's total mass that lies inside its binary mask (NaN for an all-zero map)."""
     cams = cams.detach().cpu().numpy() if isinstance(cams, torch.Tensor) else np.asarray(cams)

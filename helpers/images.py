@@ -72,6 +72,16 @@ def load_resized(path: str | Path, size: int, policy: str = "center_crop") -> np
     return np.asarray(resize_square(image, size, policy), dtype=np.uint8)
 
 
+def load_resized_mask(path: str | Path, size: int, policy: str = "center_crop") -> np.ndarray:
+    """A lesion mask file resized like its image: a (size, size) boolean array, True on the lesion."""
+    try:
+        with Image.open(path) as mask:
+            mask = mask.convert("L").convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"cannot read mask {path}: {err}") from err
+    return np.asarray(resize_square(mask, size, policy))[..., 0] > 127
+
+
 def cache_fingerprint(paths: Sequence[str | Path], size: int, policy: str) -> str:
     """Hash of the image files (path, byte size, mtime), their order, the size and the policy."""
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{policy}".encode())

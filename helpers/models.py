@@ -473,10 +473,12 @@ def model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The model inside torch.compile, DataParallel or DistributedDataParallel wrappers."""
+    """The model inside torch.compile, DataParallel, DistributedDataParallel or Classifier wrappers."""
     while True:
         if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             model = model.module
+        elif not hasattr(model, _SPEC_ATTRIBUTE) and isinstance(getattr(model, "net", None), nn.Module):  # Classifier
+            model = model.net
         elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
             model = model._orig_mod
         else:
