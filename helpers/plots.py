@@ -384,3 +384,70 @@ def grouped_accuracy(table: pd.DataFrame, group: str = "test images", hue: str =
               frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return ax
+
+# ---------------------------------------------------------------- scaling study (notebook 06)
+
+
+def _arm_colours(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per arm, stable for a given set of arm labels."""
+    labels = sorted(set(labels))
+    return dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))))
+
+
+def scaling_error(table: pd.DataFrame, fits: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Test error (1 − balanced accuracy) against training images on log-log axes: runs, means per size, fitted power laws."""
+    from .powerlaw import fitted_error
+
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    colours = _arm_colours(table["label"])
+    fit_of = fits.set_index("label")
+    for label, rows in table.groupby("label", sort=False):
+        colour = colours[label]
+        ax.scatter(rows["n_train"], rows["error"], s=12, alpha=0.35, color=colour)
+        means = rows.groupby("n_train")["error"].mean()
+        fit = fit_of.loc[label] if label in fit_of.index else None
+        name = label if fit is None or pd.isna(fit["b"]) else f"{label} (b = {fit['b']:.2f})"
+        ax.plot(means.index, means.values, "o", color=colour, label=name)
+        if fit is not None:
+            n = np.geomspace(means.index.min(), means.index.max(), 100)
+            ax.plot(n, fitted_error(fit, n), "--", color=colour, lw=1.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:.2f}"))
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.2f}"))
+    ax.set(xlabel="training images n (log)", ylabel="test error = 1 − balanced accuracy (log)",
+           title="Error vs training-set size, fitted a·n^(−b) + c (dashed)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def scaling_metric(table: pd.DataFrame, metric: str = "balanced_accuracy", x: str = "n_train",
+                   ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
+    """A metric against x (log) per arm: mean over seeds with the range of seeds as error bars."""
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    colours = _arm_colours(table["label"])
+    for label, rows in table.groupby("label", sort=False):
+        stats = rows.groupby(x)[metric].agg(["mean", "min", "max"])
+        ax.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                    marker="o", capsize=3, color=colours[label], label=label)
+    ax.set_xscale("log")
+    ax.set(xlabel=x.replace("_", " ") + " (log)", ylabel=f"test {metric.replace('_', ' ')}",
+           title=title or f"Test {metric.replace('_', ' ')} vs {x.replace('_', ' ')} (bars: range over seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def scaling_cost(table: pd.DataFrame, x: str, metric: str = "balanced_accuracy", ax: plt.Axes | None = None) -> plt.Axes:
+    """Every run's metric against a cost column (parameters, train_compute_flops…) on a log x axis; marker size grows with the fraction."""
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    colours = _arm_colours(table["label"])
+    for label, rows in table.groupby("label", sort=False):
+        ax.scatter(rows[x], rows[metric], s=15 + 60 * rows["fraction"], alpha=0.75, color=colours[label], label=label)
+    ax.set_xscale("log")
+    ax.set(xlabel=x.replace("_", " ") + " (log)", ylabel=f"test {metric.replace('_', ' ')}",
+           title=f"{metric.replace('_', ' ').capitalize()} vs {x.replace('_', ' ')} (bigger marker: more data)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return ax

@@ -20,6 +20,13 @@ from .io import atomic_open
 TEXT_FIELDS = ("notebook", "preset", "device", "device_name", "data_source", "split", "created")
 POINT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
 BINARY_METRICS = ("sensitivity", "specificity", "auc")
+# The scaling study (06) adds one row per run and one power-law fit per arm.
+SCALING_ROW_KEYS = ("model", "pretrained", "parameters", "flops_per_image", "image_size", "fraction", "n_train",
+                    "n_train_lesions", "seed", "epochs_run", "best_epoch", "wall_time_s", "train_images_seen",
+                    "train_compute_flops", "accuracy", "balanced_accuracy", "macro_auc", "error")
+SCALING_FRACTIONS = ("fraction", "accuracy", "balanced_accuracy", "macro_auc", "error")
+SCALING_COUNTS = ("parameters", "flops_per_image", "image_size", "n_train", "n_train_lesions", "train_images_seen")
+FIT_KEYS = ("model", "pretrained", "a", "b", "c", "n_points", "note")
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
 README_COMMAND = "python -m helpers.reports --readme"
@@ -39,7 +46,7 @@ def validate_metrics(metrics: Any, name: str) -> list[str]:
         return problems + [_wrong("models", models, "a mapping from model name to its metrics")]
     for model, entry in models.items():
         problems += [f"models[{model!r}]: {problem}" for problem in _model_problems(entry)]
-    return problems
+    return problems + (_scaling_problems(metrics) if name == "06_scaling_study" else [])
 
 
 def _header_problems(metrics: Mapping[str, Any], name: str) -> list[str]:
@@ -94,6 +101,36 @@ def _ci_problems(ci95: Any, required: tuple[str, ...]) -> list[str]:
         elif None not in interval and interval[0] > interval[1]:
             problems.append(f"ci95[{key!r}] has low {interval[0]} > high {interval[1]}")
     return problems
+
+
+def _scaling_problems(metrics: Mapping[str, Any]) -> list[str]:
+    """Problems in the scaling study's `scaling` (one row per run) and `fits` (one power law per arm) lists."""
+    problems = []
+    for key, required in (("scaling", SCALING_ROW_KEYS), ("fits", FIT_KEYS)):
+        rows = metrics.get(key, _ABSENT)
+        if not isinstance(rows, list) or not rows:
+            problems.append(_wrong(key, rows, "a non-empty list of rows"))
+            continue
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                problems.append(f"{key}[{i}] must be a mapping, got {type(row).__name__}")
+                continue
+            problems += [f"{key}[{i}]: missing {field}" for field in required if field not in row]
+            problems += [f"{key}[{i}]: {problem}" for problem in _scaling_value_problems(key, row)]
+    return problems
+
+
+def _scaling_value_problems(key: str, row: Mapping[str, Any]) -> list[str]:
+    """Values of a scaling row (metrics in [0, 1], counts > 0) or of a fit (a, b, c numbers or null, note text)."""
+    if key == "scaling":
+        fractions = [_wrong(f, row[f], "a number in [0, 1] or null") for f in SCALING_FRACTIONS
+                     if f in row and not _is_fraction_or_none(row[f])]
+        return fractions + [_wrong(f, row[f], "an integer > 0") for f in SCALING_COUNTS if f in row and not _is_count(row[f])]
+    numbers = [_wrong(f, row[f], "a number or null") for f in ("a", "b", "c")
+               if f in row and not (row[f] is None or _is_number(row[f]))]
+    if "note" in row and not isinstance(row["note"], str):
+        numbers.append(_wrong("note", row["note"], "a string (empty when the fit is sound)"))
+    return numbers
 
 
 def _is_binary(entry: Mapping[str, Any]) -> bool:

@@ -1,0 +1,427 @@
+"""The scaling study's jobs: nested training subsets, a grid of runs, one result file per run, resume and merge.
+
+A grid is a list of `ScalingRow`s (model, pretrained, fraction, seed, image size, training budget). Each
+row has a stable id (a hash of its settings, the fixed training recipe and a fingerprint of the data and
+split), and running it writes one JSON file, atomically, into a results folder (default
+`models/scaling/<preset>/`, git-ignored). Finished rows are skipped on resume, so an interrupted grid
+picks up where it stopped, and shares of the grid can run in separate processes or on separate GPUs:
+
+    python -m helpers.scaling --preset cpu --shard 1/2      # in one shell (or CUDA_VISIBLE_DEVICES=0 ...)
+    python -m helpers.scaling --preset cpu --shard 2/2      # in another
+    python -m helpers.scaling merge --preset cpu --out rows.csv
+
+Copy the JSON files of several machines into one folder to merge them. Validation and test sets are
+the same for every row; only the training subset, the initialisation and the batch order change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .augment import AugmentConfig
+from .classifier import build_classifier
+from .data.source import data_home
+from .data.splits import _majority
+from .dataset import SplitData, load_split_data
+from .evaluation import evaluate_split
+from .io import write_json
+from .models import WeightsUnavailableError, count_parameters, flops_per_image, pretrained_available, weights_file
+from .train import ImageData, TrainConfig, fit
+
+NOTEBOOK = "06_scaling_study"
+# The training recipe of every row; only the settings of ScalingRow vary. Part of each row's id.
+FIXED_RECIPE: dict[str, Any] = {
+    "optimizer": "adamw", "schedule": "onecycle", "label_smoothing": 0.1, "imbalance": "weighted_loss",
+    "class_weight_power": 0.5, "monitor": "val_balanced_accuracy", "restore_best": True,
+    "augment": dataclasses.asdict(AugmentConfig()),
+}
+RECORD_FIELDS = ("id", "label", "model", "pretrained", "parameters", "flops_per_image", "image_size", "fraction",
+                 "n_train", "n_train_lesions", "seed", "epochs_run", "best_epoch", "passes", "train_images_seen",
+                 "train_compute_flops", "wall_time_s", "train_time_s", "val_balanced_accuracy", "accuracy",
+                 "balanced_accuracy", "macro_auc", "macro_f1", "error")
+
+
+# ---------------------------------------------------------------- nested training subsets
+
+
+def lesion_ranks(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Each lesion's class (majority dx), size and rank in one seeded shuffle of its class stratum."""
+    for column in ("lesion_id", "dx"):
+        if column not in rows:
+            raise ValueError(f"nested subsets need the column {column!r}; found {', '.join(rows.columns)}")
+    lesions = rows.groupby("lesion_id", observed=True, sort=True).agg(dx=("dx", _majority), size=("dx", "size"))
+    rng = np.random.default_rng(seed)
+    lesions["rank"] = 0
+    lesions["stratum_size"] = 0
+    for _, members in lesions.groupby("dx", sort=True):
+        lesions.loc[members.index[rng.permutation(len(members))], "rank"] = np.arange(len(members))
+        lesions.loc[members.index, "stratum_size"] = len(members)
+    return lesions
+
+
+def nested_subsets(rows: pd.DataFrame, fractions: Iterable[float], seed: int = 0) -> dict[float, np.ndarray]:
+    """Positions in rows of each fraction's subset: the first ceil(f * n) lesions of every class stratum.
+
+    One seeded order of lesions per stratum serves every fraction, so a smaller subset is contained in
+    a larger one, whole lesions move together, and every class keeps at least one lesion.
+    """
+    lesions = lesion_ranks(rows, seed)
+    subsets = {}
+    for fraction in fractions:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fractions must lie in (0, 1]; got {fraction}")
+        quota = np.ceil(fraction * lesions["stratum_size"] - 1e-9)  # 0.1 * 30 is 3.0000000000000004
+        kept = lesions.index[lesions["rank"] < quota]
+        subsets[float(fraction)] = np.flatnonzero(rows["lesion_id"].isin(kept).to_numpy())
+    return subsets
+
+
+def subset_table(rows: pd.DataFrame, subsets: dict[float, np.ndarray]) -> pd.DataFrame:
+    """Lesions, images and images per class of each subset (rows: fractions)."""
+    table = {}
+    for fraction, positions in subsets.items():
+        part = rows.iloc[positions]
+        table[fraction] = {"lesions": part["lesion_id"].nunique(), "images": len(part),
+                           **part["dx"].astype(str).value_counts().sort_index().to_dict()}
+    return pd.DataFrame.from_dict(table, orient="index").fillna(0).astype(int).rename_axis("fraction")
+
+
+# ---------------------------------------------------------------- the grid
+
+
+@dataclass(frozen=True)
+class ScalingRow:
+    """One run of the grid: what is trained, on how much data, for how long."""
+
+    model: str
+    pretrained: bool
+    fraction: float
+    seed: int
+    image_size: int
+    epochs: int  # validation rounds; see `repeats`
+    min_images: int  # every run sees at least about this many training images
+    batch_size: int
+    lr: float
+    weight_decay: float
+    subset_seed: int = 0  # the order of lesions behind the nested subsets: fixed across rows
+
+    @property
+    def label(self) -> str:
+        """The arm this row belongs to: the model name, with ' (pretrained)' for ImageNet weights."""
+        return f"{self.model} (pretrained)" if self.pretrained else self.model
+
+
+def repeats(row: ScalingRow, n_train: int) -> int:
+    """How often the subset is repeated within one epoch so that epochs x repeats x n reaches about min_images."""
+    return max(1, round(row.min_images / (row.epochs * n_train)))
+
+
+def build_grid(settings: dict[str, Any], subset_seed: int = 0,
+               can_pretrain: Callable[[str], bool] | None = None) -> list[ScalingRow]:
+    """The rows of a preset's grid: models x fractions x seeds from scratch, plus pretrained-vs-scratch arms.
+
+    Fractions up to settings['seeds_up_to'] get every seed, larger ones the first. Pretrained arms run for
+    the models in settings['pretrained_models'] whose weights `can_pretrain` (default: on this machine),
+    each beside a from-scratch arm of the same model at settings['pretrained_fractions'].
+    """
+    can_pretrain = can_pretrain or pretrained_available
+    rows: dict[tuple, ScalingRow] = {}
+
+    def add(model: str, pretrained: bool, fraction: float, seed: int) -> None:
+        row = ScalingRow(model, pretrained, float(fraction), int(seed), image_size_of(settings, model),
+                         int(settings["epochs"]), int(settings["min_images"]), int(settings["batch_size"]),
+                         float(settings["pretrained_lr" if pretrained else "lr"]), float(settings["weight_decay"]),
+                         subset_seed)
+        rows.setdefault((model, pretrained, row.fraction, seed), row)
+
+    for fraction in settings["fractions"]:
+        seeds = settings["seeds"] if fraction <= settings["seeds_up_to"] else settings["seeds"][:1]
+        for seed in seeds:
+            for model in settings["models"]:
+                add(model, False, fraction, seed)
+    for model in (m for m in settings["pretrained_models"] if can_pretrain(m)):
+        for fraction in settings["pretrained_fractions"]:
+            add(model, True, fraction, settings["seeds"][0])
+            add(model, False, fraction, settings["seeds"][0])
+    return list(rows.values())
+
+
+def image_size_of(settings: dict[str, Any], model: str) -> int:
+    """The input size of a model under these settings (patch models may have their own)."""
+    return int(settings.get("image_sizes", {}).get(model, settings["image_size"]))
+
+
+def pretrained_status(models: Iterable[str]) -> pd.DataFrame:
+    """For each model: whether its ImageNet weights are available here, and if not, why."""
+    table = []
+    for model in dict.fromkeys(models):
+        try:
+            weights_file(model)
+            table.append((model, True, "ImageNet weights found locally"))
+        except WeightsUnavailableError:
+            table.append((model, False, "ImageNet weights not on this machine (no download here)"))
+        except ValueError:
+            table.append((model, False, "no published ImageNet weights"))
+    return pd.DataFrame(table, columns=["model", "available", "status"]).set_index("model")
+
+
+def grid_table(rows: Sequence[ScalingRow]) -> pd.DataFrame:
+    """Seeds per arm (rows) and fraction (columns): the shape of a grid at a glance."""
+    cells = pd.DataFrame([{"arm": r.label, "fraction": r.fraction} for r in rows])
+    return pd.crosstab(cells["arm"], cells["fraction"]).rename_axis(columns="fraction (seeds)")
+
+
+def dropped_cells(rows: Sequence[ScalingRow], reference: Sequence[ScalingRow]) -> pd.DataFrame:
+    """What a grid leaves out of a reference grid, per arm of the reference: runs kept and cells dropped."""
+    have = {(r.label, r.fraction, r.seed) for r in rows}
+    sizes = {r.label: r.image_size for r in rows}
+    table = []
+    for arm in dict.fromkeys(r.label for r in reference):
+        cells = [(r.fraction, r.seed) for r in reference if r.label == arm]
+        missing = [c for c in cells if (arm, *c) not in have]
+        if len(missing) == len(cells):
+            dropped = "whole arm"
+        else:
+            dropped = ", ".join(f"{f:g} seed {s}" for f, s in missing) or "none"
+        reference_size = next(r.image_size for r in reference if r.label == arm)
+        table.append({"arm": arm, "runs in reference": len(cells), "runs here": len(cells) - len(missing),
+                      "dropped (fraction, seed)": dropped,
+                      "image size": f"{sizes[arm]} px (reference {reference_size})" if arm in sizes else "–"})
+    return pd.DataFrame(table).set_index("arm")
+
+
+# ---------------------------------------------------------------- data and row ids
+
+
+@dataclass
+class GridData:
+    """The split data of one folder, loaded once per image size (the split itself is the same for every size)."""
+
+    root: str | Path
+    name: str
+    seed: int = 0
+    max_images: int | None = None
+    device: str | torch.device | None = None
+    progress: bool = True
+    loaded: dict[int, SplitData] = field(default_factory=dict, repr=False)
+
+    def __call__(self, image_size: int) -> SplitData:
+        """The split data at image_size (loaded on first use)."""
+        if image_size not in self.loaded:
+            self.loaded[image_size] = load_split_data(self.root, image_size, seed=self.seed, max_images=self.max_images,
+                                                      device=self.device, name=self.name, progress=self.progress)
+        return self.loaded[image_size]
+
+
+def data_fingerprint(data: SplitData, name: str) -> dict[str, Any]:
+    """What identifies the data of a run: source name, split kind, image counts and a hash of every image's split."""
+    pairs = data.index[["image_id", "split"]].astype(str).sort_values("image_id")
+    digest = hashlib.sha256("\n".join(pairs["image_id"] + "," + pairs["split"]).encode()).hexdigest()[:16]
+    return {"source": name, "split": data.split_kind, "n_images": int(len(data.index)),
+            **{f"n_{part}": int(len(data.parts[part])) for part in data.parts}, "hash": digest}
+
+
+def row_id(row: ScalingRow, fingerprint: dict[str, Any]) -> str:
+    """A stable, readable id: arm, fraction and seed, then a hash of the row, the fixed recipe and the data."""
+    payload = json.dumps({"row": dataclasses.asdict(row), "recipe": FIXED_RECIPE, "data": fingerprint}, sort_keys=True)
+    arm = row.model + ("-pretrained" if row.pretrained else "")
+    return f"{arm}-f{row.fraction:g}-s{row.seed}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def results_folder(preset: str) -> Path:
+    """The default folder of a preset's result files: models/scaling/<preset>/ (git-ignored)."""
+    return data_home().parent / "models" / "scaling" / preset
+
+
+# ---------------------------------------------------------------- running rows
+
+
+def train_config(row: ScalingRow, progress: bool = False) -> TrainConfig:
+    """The fixed recipe with this row's epochs, batch size, learning rate, weight decay and seed."""
+    fixed = {k: v for k, v in FIXED_RECIPE.items() if k != "augment"}
+    return TrainConfig(epochs=row.epochs, batch_size=row.batch_size, lr=row.lr, weight_decay=row.weight_decay,
+                       augment=AugmentConfig(**FIXED_RECIPE["augment"]), seed=row.seed, progress=progress, **fixed)
+
+
+def training_subset(data: SplitData, row: ScalingRow) -> tuple[ImageData, np.ndarray]:
+    """The row's training images, repeated `repeats` times, and their positions in the train split."""
+    positions = nested_subsets(data.rows("train"), [row.fraction], row.subset_seed)[row.fraction]
+    times = repeats(row, len(positions))
+    if times == 1 and len(positions) == len(data.train):
+        return data.train, positions  # the whole split: no copy
+    index = torch.as_tensor(np.tile(positions, times), device=data.train.images.device)
+    return ImageData(data.train.images[index], data.train.labels[index]), positions
+
+
+def run_row(row: ScalingRow, data: SplitData, fingerprint: dict[str, Any], n_boot: int = 1000,
+            progress: bool = False) -> dict[str, Any]:
+    """Train and test one row; its result record (JSON-ready)."""
+    started = time.time()
+    train, positions = training_subset(data, row)
+    torch.manual_seed(row.seed)
+    model = build_classifier(row.model, data.classes, row.image_size, pretrained=row.pretrained)
+    model = model.to(data.train.images.device)
+    parameters, flops = count_parameters(model), flops_per_image(model, row.image_size)
+    result = fit(model, train, data.val, train_config(row, progress))
+    summary = evaluate_split(model, data, "test", n_boot=n_boot, seed=0).summary
+    seen = int(result.history["train_images"].sum())
+    lesions = data.rows("train").iloc[positions]["lesion_id"].nunique()
+    record = {
+        "id": row_id(row, fingerprint), "label": row.label, "model": row.model, "pretrained": row.pretrained,
+        "parameters": int(parameters), "flops_per_image": int(flops), "image_size": row.image_size,
+        "fraction": row.fraction, "n_train": int(len(positions)), "n_train_lesions": int(lesions), "seed": row.seed,
+        "epochs_run": int(len(result.history)), "best_epoch": int(result.best_epoch),
+        "passes": round(seen / len(positions), 2), "train_images_seen": seen,
+        # Training compute ≈ 3 × forward FLOPs × images seen (backward ≈ 2 forwards); validation not counted.
+        "train_compute_flops": float(3 * flops * seen), "wall_time_s": round(time.time() - started, 1),
+        "train_time_s": round(float(result.history["train_time_s"].sum()), 1),
+        "val_balanced_accuracy": float(result.best_score),
+        **{key: summary[key] for key in ("accuracy", "balanced_accuracy", "macro_auc", "macro_f1")},
+        "error": 1.0 - summary["balanced_accuracy"],
+        "summary": summary, "settings": dataclasses.asdict(row), "data": fingerprint,
+        "history": json.loads(result.history.to_json(orient="records")),
+        "device": str(data.train.images.device), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return record
+
+
+def read_record(path: Path, expected_id: str) -> dict[str, Any] | None:
+    """A finished row's record at path, or None when there is none (or it belongs to another row)."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("id") == expected_id else None
+
+
+def run_grid(rows: Sequence[ScalingRow], data: GridData, results_dir: str | Path, resume: bool = True,
+             n_boot: int = 1000, progress: bool = True) -> list[dict[str, Any]]:
+    """Run every row not finished yet (all of them when resume is False), one result file each; all records in row order."""
+    results_dir = Path(results_dir)
+    records, ran = [], 0
+    bar = tqdm(rows, desc="scaling grid", unit="run", disable=not progress, dynamic_ncols=True)
+    for row in bar:
+        split_data = data(row.image_size)
+        fingerprint = data_fingerprint(split_data, data.name)
+        identifier = row_id(row, fingerprint)
+        path = results_dir / f"{identifier}.json"
+        record = read_record(path, identifier) if resume else None
+        if record is None:
+            bar.set_postfix_str(f"{row.label} f={row.fraction:g} seed {row.seed}", refresh=False)
+            record = run_row(row, split_data, fingerprint, n_boot)
+            write_json(record, path)
+            ran += 1
+        records.append(record)
+    bar.close()
+    if progress:
+        print(f"{ran} run(s) trained, {len(rows) - ran} taken from finished result files in {results_dir.name}/")
+    return records
+
+
+# ---------------------------------------------------------------- merging results
+
+
+def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
+    """Every result record in a folder (e.g. files merged from several machines), sorted by id."""
+    paths = sorted(Path(results_dir).glob("*.json"))
+    return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+
+
+def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: the fields of `scaling_rows` as a DataFrame."""
+    return pd.DataFrame(scaling_rows(records))
+
+
+def scaling_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metrics JSON's `scaling` list: every run's flat fields, per-class recall and balanced-accuracy CI."""
+    return [{**{k: r[k] for k in RECORD_FIELDS}, "per_class_recall": r["summary"]["per_class_recall"],
+             "ci95_balanced_accuracy": r["summary"]["ci95"]["balanced_accuracy"]} for r in records]
+
+
+def contract_models(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The metrics JSON's `models`: each arm trained on the whole training split, first seed."""
+    full = [r for r in records if r["fraction"] == 1.0]
+    first = {}
+    for record in sorted(full, key=lambda r: r["seed"]):
+        first.setdefault(record["label"], record)
+    return {f"{label}, 100% of train, seed {r['seed']}": r["summary"] for label, r in first.items()}
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' (1 <= K <= N) as (K, N)."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like K/N, e.g. 2/4; got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 1 <= K <= N; got {text!r}")
+    return k, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a share of a preset's grid (one result file per row), or merge result files into a CSV."""
+    from .config import resolve_config
+    from .recipes import recipe
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.scaling", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "merge"))
+    parser.add_argument("--preset", default="auto", help="smoke | cpu | gpu | auto (the notebook's presets)")
+    parser.add_argument("--data-dir", help="HAM10000 folder (default: $HAM10000_DIR, data/ham10000, synthetic)")
+    parser.add_argument("--seed", type=int, default=0, help="split and subset seed (the notebook's seed)")
+    parser.add_argument("--results", type=Path, help="results folder (default models/scaling/<preset>/)")
+    parser.add_argument("--shard", type=parse_shard, default=(1, 1), help="run the K-th of N shares of the rows")
+    parser.add_argument("--rows", nargs="*", help="run only the rows with these ids")
+    parser.add_argument("--dry-run", action="store_true", help="list this share's rows and whether they are done")
+    parser.add_argument("--out", type=Path, help="merge: write the table to this CSV")
+    args = parser.parse_args(argv)
+    config = resolve_config(args.preset, data_dir=args.data_dir, seed=args.seed)
+    results_dir = args.results or results_folder(config.preset)
+    if args.command == "merge":
+        table = results_table(load_records(results_dir))
+        print(f"{len(table)} result file(s) in {results_dir}")
+        if args.out:
+            table.to_csv(args.out, index=False)
+        else:
+            print(table.to_string(max_colwidth=40))
+        return 0
+    settings = recipe(NOTEBOOK, config.preset)
+    rows = build_grid(settings, subset_seed=args.seed)
+    k, n = args.shard
+    rows = rows[k - 1::n]
+    data = GridData(config.data_root, config.data_source, args.seed, config.max_images)
+    if args.rows is not None:
+        wanted = set(args.rows)
+        rows = [r for r in rows if row_id(r, data_fingerprint(data(r.image_size), data.name)) in wanted]
+    if args.dry_run:
+        for row in rows:
+            identifier = row_id(row, data_fingerprint(data(row.image_size), data.name))
+            done = read_record(results_dir / f"{identifier}.json", identifier) is not None
+            print(f"{'done   ' if done else 'pending'} {identifier}")
+        return 0
+    run_grid(rows, data, results_dir, resume=settings["resume"], n_boot=settings["n_boot"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
