@@ -13,7 +13,8 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         # Grid (helpers.scaling.build_grid): `models` from scratch x `fractions` x `seeds` (fractions <= seeds_up_to get
         # every seed, larger ones the first), plus pretrained and scratch arms of each of `pretrained_models` whose
         # ImageNet weights are on the machine, at `pretrained_fractions`. Every run: `epochs` validation rounds, the
-        # subset repeated within a round so that it sees >= ~min_images images; AdamW one-cycle (helpers.scaling).
+        # subset repeated round(min_images / (epochs x n)) times (at least once) within a round, so every run sees about
+        # max(epochs x n, min_images) images; AdamW one-cycle, the rest of the recipe in helpers.scaling.FIXED_RECIPE.
         # cpu, 64 px, 2-core CPU, ~7,000 train images (nested subsets 367/705/1,762/3,502/7,005 images), 32 runs:
         # train img/s alexnet 259, resnet18 381, vit_tiny 392, mixer_small 185, lite0 204; evaluation (2 val rounds +
         # test, 1,505 images each) measured 311 (mixer_small) to 1,800 img/s. Per arm (7 runs; lite0 arms 2 runs):

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from .augment import AugmentConfig
@@ -49,6 +50,9 @@ FIXED_RECIPE: dict[str, Any] = {
     "optimizer": "adamw", "schedule": "onecycle", "label_smoothing": 0.1, "imbalance": "weighted_loss",
     "class_weight_power": 0.5, "monitor": "val_balanced_accuracy", "restore_best": True,
     "augment": dataclasses.asdict(AugmentConfig()),
+    # PyTorch's default for every model: EfficientNet-Lite0 ships 0.01, whose running statistics lag far
+    # behind the weights in runs of a few dozen steps, so its evaluation would measure the lag, not the data.
+    "batchnorm_momentum": 0.1,
 }
 RECORD_FIELDS = ("id", "label", "model", "pretrained", "parameters", "flops_per_image", "image_size", "fraction",
                  "n_train", "n_train_lesions", "seed", "epochs_run", "best_epoch", "passes", "train_images_seen",
@@ -127,7 +131,7 @@ class ScalingRow:
 
 
 def repeats(row: ScalingRow, n_train: int) -> int:
-    """How often the subset is repeated within one epoch so that epochs x repeats x n reaches about min_images."""
+    """How often the subset is repeated within one epoch: round(min_images / (epochs x n)), at least once."""
     return max(1, round(row.min_images / (row.epochs * n_train)))
 
 
@@ -253,7 +257,7 @@ def results_folder(preset: str) -> Path:
 
 def train_config(row: ScalingRow, progress: bool = False) -> TrainConfig:
     """The fixed recipe with this row's epochs, batch size, learning rate, weight decay and seed."""
-    fixed = {k: v for k, v in FIXED_RECIPE.items() if k != "augment"}
+    fixed = {k: v for k, v in FIXED_RECIPE.items() if k not in ("augment", "batchnorm_momentum")}
     return TrainConfig(epochs=row.epochs, batch_size=row.batch_size, lr=row.lr, weight_decay=row.weight_decay,
                        augment=AugmentConfig(**FIXED_RECIPE["augment"]), seed=row.seed, progress=progress, **fixed)
 
@@ -276,6 +280,9 @@ def run_row(row: ScalingRow, data: SplitData, fingerprint: dict[str, Any], n_boo
     torch.manual_seed(row.seed)
     model = build_classifier(row.model, data.classes, row.image_size, pretrained=row.pretrained)
     model = model.to(data.train.images.device)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = FIXED_RECIPE["batchnorm_momentum"]
     parameters, flops = count_parameters(model), flops_per_image(model, row.image_size)
     result = fit(model, train, data.val, train_config(row, progress))
     summary = evaluate_split(model, data, "test", n_boot=n_boot, seed=0).summary

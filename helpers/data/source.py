@@ -10,6 +10,8 @@ from ..errors import DataError
 from .ham10000 import METADATA_NAME
 
 ENV_VAR = "HAM10000_DIR"
+SYNTHETIC_IMAGES = 700
+DATASET_NAMES = {"ham10000": "HAM10000", "melanoma10k": "melanoma10k (Melanoma Skin Cancer Dataset of 10000 Images)"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def data_home() -> Path:
     return project_root() / "data"
 
 
-def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: int = 700) -> DataSource:
+def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: int = SYNTHETIC_IMAGES) -> DataSource:
     """Pick the data folder: data_dir, $HAM10000_DIR, data/ham10000/, else the synthetic demo set."""
     if data_dir is not None:
         return DataSource("ham10000", _existing(Path(data_dir), "data_dir"), "data_dir parameter")
@@ -70,12 +72,13 @@ def display_path(path: str | Path) -> str:
         return "…/" + "/".join(path.parts[-2:])
 
 
-def describe(source: DataSource, n_images: int | None = None) -> str:
-    """A banner line announcing the data in use; loud for the synthetic set."""
+def describe(source: DataSource, n_images: int | None = None, hint: str | None = None) -> str:
+    """A banner line announcing the data in use; loud for the synthetic set, whose last line is hint (how to get real data)."""
     count = f", {n_images:,} images" if n_images is not None else ""
     if source.synthetic:
         bar = "!" * 78
+        hint = hint or f"Set {ENV_VAR} or data_dir, or run `python -m helpers.data download`, for HAM10000."
         return (f"{bar}\n!! SYNTHETIC DEMO DATA{count} in {display_path(source.root)}\n"
                 "!! Drawn lesions, not real skin: every number below is a pipeline demo, not a result.\n"
-                f"!! Set {ENV_VAR} or data_dir, or run `python -m helpers.data download`, for HAM10000.\n{bar}")
-    return f"DATA: HAM10000 in {display_path(source.root)} (from {source.origin}{count})"
+                f"!! {hint}\n{bar}")
+    return f"DATA: {DATASET_NAMES.get(source.kind, source.kind)} in {display_path(source.root)} (from {source.origin}{count})"

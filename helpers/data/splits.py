@@ -39,7 +39,7 @@ def grouped_stratified_split(
         order = rng.permutation(len(members))
         filled = np.zeros(len(SPLITS))
         for name, size in members.iloc[order]["size"].items():
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):  # a split with target 0 is never chosen
                 fullness = np.where(targets > 0, filled / targets, np.inf)
             choice = int(np.argmin(fullness))
             assignment[name] = SPLITS[choice]
