@@ -148,6 +148,15 @@ def headline(metrics: dict[str, Any]) -> str:
     return html.escape(model_headline(models) if models else str(metrics.get("headline", "")))
 
 
+def series_time(runs: dict[str, Any], notebooks: list[str]) -> str:
+    """The summed wall time of the notebooks' latest successful runs, and which presets those runs used."""
+    done = [runs[name] for name in notebooks if runs.get(name, {}).get("status") == "ok"]
+    seconds = sum(run["wall_time_s"] for run in done)
+    presets = sorted({run.get("parameters", {}).get("preset", "auto") for run in done})
+    return (f"{len(done)} of {len(notebooks)} notebooks ran; their latest successful runs took {seconds:,.0f} s "
+            f"({seconds / 60:.1f} min) in all, preset {' + '.join(presets) or '-'}")
+
+
 def write_index(out_dir: Path, notebooks: list[str]) -> Path:
     """Write out_dir/index.html: one row per notebook with status, preset, data, hardware, time, metrics."""
     runs, metrics = load_runs(out_dir), load_metrics(out_dir)
@@ -163,6 +172,7 @@ def write_index(out_dir: Path, notebooks: list[str]) -> Path:
                  f"{result.get('wall_time_s', run.get('wall_time_s', '')):}", headline(result),
                  html.escape(run.get("error", "")[:300])]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    rows.append(f"<tr><td><b>series</b></td><td colspan='7'>{html.escape(series_time(runs, notebooks))}</td></tr>")
     demo = "demo" in out_dir.parts[-1:]
     page = _INDEX.format(
         title="Skin-lesion course reports" + (" (SYNTHETIC DEMO DATA)" if demo else ""),

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from helpers.data import source as source_module
-from helpers.reports import run_series
+from helpers.reports import run_series, series_time
 from helpers.results import RESULTS_END, RESULTS_START
 
 
@@ -99,3 +99,12 @@ def test_metrics_that_break_the_contract_are_refused(project: Path, synthetic_di
     assert "ran with preset" in (reports / "01_good.failed.html").read_text()
     assert "metrics break the JSON contract" in (reports / "index.html").read_text()
     assert not list(reports.rglob("*.running"))
+
+
+def test_series_time_sums_the_latest_successful_runs() -> None:
+    runs = {"01_a": {"status": "ok", "wall_time_s": 60.0, "parameters": {"preset": "cpu"}},
+            "02_b": {"status": "failed", "wall_time_s": 5.0, "parameters": {"preset": "cpu"}},
+            "03_c": {"status": "ok", "wall_time_s": 120.0, "parameters": {"preset": "gpu"}}}
+    line = series_time(runs, ["01_a", "02_b", "03_c", "04_d"])
+    assert line.startswith("2 of 4 notebooks ran")
+    assert "180 s (3.0 min)" in line and "cpu + gpu" in line
