@@ -113,7 +113,7 @@ def handed_metrics_problems(path: Path, name: str) -> list[str]:
 
 
 def to_html(executed: Path) -> str:
-    """Export an executed notebook to HTML with papermill's injected-parameters cell hidden."""
+    """Export an executed notebook to HTML: papermill's injected-parameters cell hidden, progress bars collapsed."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config as TraitletsConfig
@@ -121,6 +121,7 @@ def to_html(executed: Path) -> str:
     settings = TraitletsConfig()
     settings.TagRemovePreprocessor.enabled = True
     settings.TagRemovePreprocessor.remove_cell_tags = ("injected-parameters",)
+    settings.CoalesceStreamsPreprocessor.enabled = True  # a progress bar shows its final state, not every redraw
     exporter = HTMLExporter(config=settings)
     body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
     return body

@@ -241,7 +241,8 @@ def results_markdown(reports_dir: Path, base: Path) -> str:
 
 def _table_row(name: str, result: Mapping[str, Any], model: str, entry: Mapping[str, Any], link: str) -> str:
     """One markdown table row of a notebook's model."""
-    cells = [f"[{name}]({link})", model, result.get("preset"), result.get("data_source"), result.get("split"),
+    split = (result.get("model_splits") or {}).get(model, result.get("split"))  # 05 tests models on different sets
+    cells = [f"[{name}]({link})", model, result.get("preset"), result.get("data_source"), split,
              result.get("device_name", result.get("device")), entry.get("n_test"), fmt(entry.get("accuracy")),
              f"{fmt(entry.get('balanced_accuracy'))} ({fmt_ci(entry, 'balanced_accuracy')})", fmt(auc_of(entry))]
     return "| " + " | ".join(_cell(value) for value in cells) + " |"

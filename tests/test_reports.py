@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from helpers.data import source as source_module
-from helpers.reports import run_series, series_time
+from helpers.reports import run_series, series_time, to_html
 from helpers.results import RESULTS_END, RESULTS_START
 
 
@@ -108,3 +108,13 @@ def test_series_time_sums_the_latest_successful_runs() -> None:
     line = series_time(runs, ["01_a", "02_b", "03_c", "04_d"])
     assert line.startswith("2 of 4 notebooks ran")
     assert "180 s (3.0 min)" in line and "cpu + gpu" in line
+
+
+def test_html_shows_a_progress_bar_once_in_its_final_state(tmp_path: Path) -> None:
+    cell = nbformat.v4.new_code_cell("pass")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=f"\rcache 64px: {pct}%|")
+                    for pct in (0, 40, 80)] + [nbformat.v4.new_output("stream", name="stderr", text="\rcache 64px: 100%|\n")]
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), str(path))
+    html = to_html(path)
+    assert html.count("cache 64px:") == 1 and "cache 64px: 100%|" in html

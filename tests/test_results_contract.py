@@ -162,6 +162,12 @@ def test_write_readme_results(tmp_path: Path) -> None:
     assert f"| {seed['accuracy']:.3f} | {balanced} | {seed['macro_auc']:.3f} |" in rows[0]
     assert rows[1].endswith(f"| {binary['auc']:.3f} |") and "| binary_cnn |" in rows[1]
 
+    write_metrics(reports, {**metrics, "model_splits": {"binary_cnn": "official test folder"}})
+    assert write_readme_results(readme, reports)
+    table = readme.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| [")]
+    assert "| ham10000 | lesion_disjoint |" in rows[0] and "| ham10000 | official test folder |" in rows[1]
+
 
 def test_readme_table_ignores_demo_and_needs_markers(tmp_path: Path) -> None:
     readme, reports = tmp_path / "README.md", tmp_path / "reports"
