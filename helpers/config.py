@@ -7,6 +7,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -99,6 +100,13 @@ def resolve_config(
         seed=seed,
         extra=extra,
     )
+
+
+def with_recipe(config: Config, settings: Mapping[str, Any]) -> Config:
+    """config with a notebook's recipe applied: its image size, epochs and batch size win, the rest go to extra."""
+    sizes = {key: settings[key] for key in ("image_size", "epochs", "batch_size") if key in settings}
+    rest = {key: value for key, value in settings.items() if key not in sizes}
+    return dataclasses.replace(config, **sizes, extra={**config.extra, **rest})
 
 
 def banner(config: Config, n_images: int | None = None) -> str:
