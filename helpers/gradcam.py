@@ -57,7 +57,7 @@ def classifier_cams(model: nn.Module, images: torch.Tensor | np.ndarray,
     """Grad-CAM maps (N, H, W) of a `Classifier` for uint8 images (N, H, W, 3), at its registered Grad-CAM layer."""
     from .models import gradcam_layer
 
-    images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
+    images = torch.from_numpy(np.array(images)) if isinstance(images, np.ndarray) else images  # a writable copy
     device = next(model.parameters()).device
     x = images.to(device).permute(0, 3, 1, 2).float().div(255)
     return grad_cam(model, x, gradcam_layer(model.net), class_index).cpu().numpy()

@@ -124,7 +124,12 @@ def to_html(executed: Path) -> str:
     settings.CoalesceStreamsPreprocessor.enabled = True  # a progress bar shows its final state, not every redraw
     exporter = HTMLExporter(config=settings)
     body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
-    return body
+    return without_machine_paths(body)
+
+
+def without_machine_paths(text: str, root: Path | None = None) -> str:
+    """text with the project's absolute path removed, so warnings in a published report name files relative to it."""
+    return text.replace(f"{(root or project_root()).resolve()}/", "")
 
 
 def _error_line(err: Exception) -> str:

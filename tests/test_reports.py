@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from helpers.data import source as source_module
-from helpers.reports import run_series, series_time, to_html
+from helpers.reports import run_series, series_time, to_html, without_machine_paths
 from helpers.results import RESULTS_END, RESULTS_START
 
 
@@ -118,3 +118,8 @@ def test_html_shows_a_progress_bar_once_in_its_final_state(tmp_path: Path) -> No
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), str(path))
     html = to_html(path)
     assert html.count("cache 64px:") == 1 and "cache 64px: 100%|" in html
+
+
+def test_published_html_names_files_relative_to_the_project(tmp_path: Path) -> None:
+    text = f"<pre>{tmp_path.resolve()}/helpers/gradcam.py:60: UserWarning: x</pre> {tmp_path.parent}/elsewhere"
+    assert without_machine_paths(text, tmp_path) == f"<pre>helpers/gradcam.py:60: UserWarning: x</pre> {tmp_path.parent}/elsewhere"
