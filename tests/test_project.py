@@ -22,7 +22,10 @@ def normalized(requirement: str) -> str:
 
 def test_environment_yml_mirrors_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {normalized(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = project["optional-dependencies"]
+    own = normalized(project["name"])
+    wanted = {normalized(r) for r in project["dependencies"] + extras["reports"] + extras["lab"] + extras["dev"]
+              if not normalized(r).startswith(own)}
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     listed = {normalized(r) for r in pip_section if not r.startswith("-e")}
@@ -32,6 +35,14 @@ def test_environment_yml_mirrors_pyproject() -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_runtime_dependencies_leave_out_the_report_and_lab_tools() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {normalized(r).split(">")[0].split("=")[0] for r in project["dependencies"]}
+    assert not runtime & {"papermill", "nbconvert", "jupyterlab", "pytest", "nbval"}
+    assert "ipywidgets" in runtime, "tqdm's notebook bars need ipywidgets in the kernel"
+    assert "skin-lesion-course[reports,lab]" in project["optional-dependencies"]["dev"]
+
+
 def test_notebook_is_stripped_with_parameters_cell(path: Path) -> None:
     notebook = nbformat.read(str(path), as_version=4)
     assert notebook.metadata["kernelspec"]["name"] == "python3"
