@@ -34,7 +34,6 @@ def test_environment_yml_mirrors_pyproject() -> None:
     assert python.split("=")[-1] >= project["requires-python"].lstrip(">=")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_runtime_dependencies_leave_out_the_report_and_lab_tools() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {normalized(r).split(">")[0].split("=")[0] for r in project["dependencies"]}
@@ -43,6 +42,7 @@ def test_runtime_dependencies_leave_out_the_report_and_lab_tools() -> None:
     assert "skin-lesion-course[reports,lab]" in project["optional-dependencies"]["dev"]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_stripped_with_parameters_cell(path: Path) -> None:
     notebook = nbformat.read(str(path), as_version=4)
     assert notebook.metadata["kernelspec"]["name"] == "python3"
