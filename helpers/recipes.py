@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .config import check_mode
+
+CHECK_EPOCHS = 2  # a check run's cap on every epoch count of a recipe
+
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "06_scaling_study": {
         # Grid (helpers.scaling.build_grid): `models` from scratch x `fractions` x `seeds` (fractions <= seeds_up_to get
@@ -92,4 +96,31 @@ def recipe(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))} for {notebook}; known: {', '.join(settings)}")
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    return settings
+    return check_settings(notebook, settings) if check_mode() else settings
+
+
+def preset_models(preset: str) -> list[tuple[str, int]]:
+    """Every (model, input size) the notebooks train under preset, pretrained arms and their offline stand-ins included."""
+    pairs = {(RECIPES["02_preprocessing"][preset]["model"], RECIPES["02_preprocessing"][preset]["image_size"])}
+    cnn = RECIPES["03_custom_cnn"][preset]
+    pairs |= {("seed_cnn", cnn["seed_image_size"]), ("improved_cnn", cnn["image_size"])}
+    transfer = RECIPES["04_resnet_transfer"][preset]
+    for size in {transfer["image_size"], *transfer["dermamnist_sizes"]}:
+        pairs |= {("resnet18", size), ("efficientnet_lite0", size)}  # notebook 04's default depth and offline arm
+    binary = RECIPES["05_efficientnet_binary"][preset]["image_size"]
+    pairs |= {("efficientnet_b0", binary), ("efficientnet_lite0", binary)}
+    grid = RECIPES["06_scaling_study"][preset]
+    for model in grid["models"] + grid["pretrained_models"]:
+        pairs.add((model, int(grid.get("image_sizes", {}).get(model, grid["image_size"]))))
+    return sorted(pairs)
+
+
+def check_settings(notebook: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """A check run's settings: the same models, input sizes, batch sizes and schedules, at most CHECK_EPOCHS epochs,
+    and for the scaling grid one run of each distinct configuration (model, input size, pretrained or not)."""
+    checked = {key: min(value, CHECK_EPOCHS) if key.endswith("epochs") and isinstance(value, int) else value
+               for key, value in settings.items()}
+    if notebook == "06_scaling_study":
+        checked.update(fractions=[1.0], seeds=settings["seeds"][:1], seeds_up_to=0.0, pretrained_fractions=[1.0],
+                       min_images=0, n_boot=100, resume=False)
+    return checked

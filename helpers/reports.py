@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .data.source import display_path, project_root, resolve_data_source
+from .config import CHECK_ENV, CHECK_MAX_IMAGES
+from .data.source import MODELS_ENV, display_path, project_root, resolve_data_source
 from .io import atomic_open, write_json
 from .results import load_metrics, model_headline, validate_metrics, write_readme_results
 
@@ -34,9 +35,11 @@ def notebooks_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def report_dir(synthetic: bool, root: Path | None = None) -> Path:
-    """reports/ for real data, reports/demo/ for the synthetic demo set."""
+def report_dir(synthetic: bool, root: Path | None = None, check: bool = False) -> Path:
+    """reports/ for real data, reports/demo/ for the synthetic demo set, reports/check/ for check runs (git-ignored)."""
     base = (root or project_root()) / "reports"
+    if check:
+        return base / "check"
     return base / "demo" if synthetic else base
 
 
@@ -203,17 +206,26 @@ table{{border-collapse:collapse}} .ok{{color:#070}} .failed{{color:#b00;font-wei
 
 
 def run_series(preset: str | None = None, only: list[str] | None = None, notebooks_dir: Path | None = None,
-               root: Path | None = None, timeout: int | None = None) -> int:
-    """Execute every notebook (or those named in only) and rebuild the index; the number that failed."""
+               root: Path | None = None, timeout: int | None = None, check: bool = False) -> int:
+    """Execute every notebook (or those named in only) and rebuild the index; the number that failed.
+
+    check: run the preset's code path on a few dozen images and at most 2 epochs per training
+    (helpers.recipes.check_settings), writing reports and checkpoints under reports/check/ only.
+    """
     root = root or project_root()
     notebooks = notebooks_in(notebooks_dir or root / "notebooks")
     if only:
         notebooks = [nb for nb in notebooks if any(key in nb.stem for key in only)]
     source = resolve_data_source()
-    out_dir = report_dir(source.synthetic, root)
+    out_dir = report_dir(source.synthetic, root, check)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if check:
+        os.environ[CHECK_ENV] = "1"
+        os.environ[MODELS_ENV] = str(out_dir / "models")  # a check never replaces a trained checkpoint
+        print(f"CHECK RUN of preset {preset or 'auto'}: every notebook on at most {CHECK_MAX_IMAGES} images and 2 epochs "
+              "per training, one run per distinct configuration of the scaling grid")
     print(f"data: {source.kind} in {display_path(source.root)} ({source.origin}); reports go to {display_path(out_dir)}")
-    if source.synthetic:
+    if source.synthetic and not check:
         print("SYNTHETIC DEMO DATA: these reports go to reports/demo/ and never replace real-data reports.")
     parameters = {"preset": preset} if preset else {}
     failures = 0
@@ -227,7 +239,7 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
         print(f"  {record['status']} in {record['wall_time_s']} s" + (f": {record.get('error', '')[:500]}" if record["status"] != "ok" else ""))
     index = write_index(out_dir, [nb.stem for nb in notebooks_in(notebooks_dir or root / "notebooks")])
     print(f"index: {index}")
-    if not source.synthetic:
+    if not source.synthetic and not check:
         update_readme(root / "README.md", out_dir)
     return failures
 
@@ -253,13 +265,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=("auto", "smoke", "cpu", "gpu"), help="override every notebook's preset")
     parser.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
     parser.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
+    parser.add_argument("--check", action="store_true",
+                        help="prove the preset's code path (models, input sizes, batch sizes, schedules, grid) on a few "
+                             "dozen images, 2 epochs per training; output under reports/check/ only")
     parser.add_argument("--readme", action="store_true",
                         help="only regenerate README.md's results table from reports/metrics/*.json (runs no notebook)")
     args = parser.parse_args(argv)
     if args.readme:
         root = project_root()
         return 0 if update_readme(root / "README.md", report_dir(False, root)) else 1
-    failures = run_series(args.preset, args.only, timeout=args.timeout)
+    failures = run_series(args.preset, args.only, timeout=args.timeout, check=args.check)
     return 1 if failures else 0
 
 

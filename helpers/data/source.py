@@ -10,6 +10,7 @@ from ..errors import DataError
 from .ham10000 import METADATA_NAME
 
 ENV_VAR = "HAM10000_DIR"
+MODELS_ENV = "SKIN_LESION_MODELS_DIR"
 SYNTHETIC_IMAGES = 700
 DATASET_NAMES = {"ham10000": "HAM10000", "melanoma10k": "melanoma10k (Melanoma Skin Cancer Dataset of 10000 Images)"}
 
@@ -37,6 +38,11 @@ def project_root() -> Path:
 def data_home() -> Path:
     """The git-ignored data/ folder where downloads, caches and the synthetic set live."""
     return project_root() / "data"
+
+
+def models_home() -> Path:
+    """The folder where notebooks save checkpoints and grid results: $SKIN_LESION_MODELS_DIR, else models/ (git-ignored)."""
+    return Path(os.environ[MODELS_ENV]) if os.environ.get(MODELS_ENV) else project_root() / "models"
 
 
 def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: int = SYNTHETIC_IMAGES) -> DataSource:
