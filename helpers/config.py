@@ -13,8 +13,11 @@ from typing import Any
 import torch
 
 from .data.source import DataSource, describe, resolve_data_source
+from .precision import describe_amp
 
 PRESET_ENV = "SKIN_LESION_PRESET"
+CHECK_ENV = "SKIN_LESION_CHECK"  # set by `python -m helpers.reports --check`
+CHECK_MAX_IMAGES = 64  # a check run's lesion-grouped subset: a few dozen images
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"image_size": 32, "epochs": 1, "batch_size": 32, "max_images": 210},
@@ -38,6 +41,7 @@ class Config:
     batch_size: int
     max_images: int | None
     seed: int
+    amp: str = "off"  # the mixed precision `fit` picks on this device with amp="auto": bf16, fp16 or off
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,6 +58,11 @@ def resolve_preset(preset: str = "auto") -> str:
         raise ValueError(f"preset must be one of auto, {', '.join(PRESETS)}; got {chosen!r} "
                          f"({'from $' + PRESET_ENV if os.environ.get(PRESET_ENV) else 'from the preset parameter'})")
     return chosen
+
+
+def check_mode() -> bool:
+    """True inside a check run ($SKIN_LESION_CHECK=1): a preset's code path on a few dozen images, not a result."""
+    return os.environ.get(CHECK_ENV, "") not in ("", "0")
 
 
 def hardware_description() -> str:
@@ -86,9 +95,10 @@ def resolve_config(
     name = resolve_preset(preset)
     defaults = PRESETS[name]
     source: DataSource = resolve_data_source(data_dir)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     return Config(
         preset=name,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        device=device,
         hardware=hardware_description(),
         data_source=source.kind,
         data_root=str(source.root),
@@ -96,10 +106,18 @@ def resolve_config(
         image_size=image_size or defaults["image_size"],
         epochs=epochs or defaults["epochs"],
         batch_size=batch_size or defaults["batch_size"],
-        max_images=max_images if max_images is not None else defaults["max_images"],
+        max_images=_max_images(max_images, defaults["max_images"]),
         seed=seed,
+        amp=describe_amp(device),
         extra=extra,
     )
+
+
+def _max_images(asked: int | None, preset_default: int | None) -> int | None:
+    chosen = asked if asked is not None else preset_default
+    if check_mode():
+        return min(chosen or CHECK_MAX_IMAGES, CHECK_MAX_IMAGES)
+    return chosen
 
 
 def with_recipe(config: Config, settings: Mapping[str, Any]) -> Config:
@@ -114,7 +132,9 @@ def banner(config: Config, n_images: int | None = None) -> str:
     source = DataSource(config.data_source, Path(config.data_root), config.data_origin)
     lines = [
         describe(source, n_images),
-        f"preset {config.preset} | device {config.device} ({config.hardware}) | seed {config.seed}",
+        *([f"CHECK RUN of the {config.preset} preset: at most {CHECK_MAX_IMAGES} images and 2 epochs; "
+           "its numbers prove the code path only"] if check_mode() else []),
+        f"preset {config.preset} | device {config.device} ({config.hardware}) | amp {config.amp} | seed {config.seed}",
         f"image size {config.image_size}px | epochs {config.epochs} | batch {config.batch_size}"
         + (f" | at most {config.max_images} images" if config.max_images else ""),
     ]
