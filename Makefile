@@ -5,36 +5,39 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LAB_PORT ?= 8888
+LAB_ARGS ?=  # more `jupyter lab` options, e.g. `make lab LAB_ARGS=--allow-root` in a container running as root
 
 .PHONY: reports test lab data bench check-gpu clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# One stamp per extra: `make reports` needs papermill and nbconvert, `make test` pytest and nbval, `make lab` JupyterLab.
-$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[$*]'
+# The [dev] extra holds what every target here needs: [reports] (papermill, nbconvert), [lab] (JupyterLab),
+# pytest and nbval. A kernel alone (Colab, `pip install .`) needs none of them.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[dev]'
 	touch $@
 
-reports: $(VENV)/.installed-reports  ## run every notebook with papermill into reports/ (reports/demo/ on the synthetic set)
+reports: $(STAMP)  ## run every notebook with papermill into reports/ (reports/demo/ on the synthetic set)
 	$(BIN)/python -m helpers.reports $(if $(PRESET),--preset $(PRESET))
 
-check-gpu: $(VENV)/.installed-reports  ## the gpu preset's code path on a few dozen images, on whatever device is here
+check-gpu: $(STAMP)  ## the gpu preset's code path on a few dozen images, on whatever device is here
 	$(BIN)/python -m helpers.reports --preset gpu --check
 
-test: $(VENV)/.installed-dev  ## unit tests, then every notebook on the smoke preset
+test: $(STAMP)  ## unit tests, then every notebook on the smoke preset
 	SKIN_LESION_PRESET=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
-lab: $(VENV)/.installed-lab  ## JupyterLab on this project's environment and kernel
-	$(BIN)/jupyter lab --port $(LAB_PORT) notebooks  # the "python3" kernel it offers is this .venv's Python
+lab: $(STAMP)  ## JupyterLab on this project's environment and kernel
+	$(BIN)/jupyter lab --port $(LAB_PORT) $(LAB_ARGS) notebooks  # the "python3" kernel it offers is this .venv's Python
 
-bench: $(VENV)/.installed-dev  ## training throughput, ours vs a seed-style baseline (needs HAM10000_DIR)
+bench: $(STAMP)  ## training throughput, ours vs a seed-style baseline (needs HAM10000_DIR)
 	$(BIN)/python benchmarks/train_throughput.py --data $${HAM10000_DIR:?set HAM10000_DIR to a HAM10000 folder} --model seed_cnn --image-size 128 --images 1500
 	$(BIN)/python benchmarks/train_throughput.py --data $${HAM10000_DIR} --model resnet18 --image-size 128 --images 800
 
-data: $(VENV)/.installed-dev  ## download HAM10000 into data/ham10000 (needs network access)
+data: $(STAMP)  ## download HAM10000 into data/ham10000 (needs network access)
 	$(BIN)/python -m helpers.data download
 
 clean-venv:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..errors import DataError
 from .ham10000 import check_ham10000, load_ham10000, summarize
-from .source import data_home
 from .splits import lesion_split, save_split, split_table
 
 
@@ -46,11 +45,16 @@ def synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def download(args: argparse.Namespace) -> int:
-    """Fetch the real HAM10000 data (network access needed)."""
-    from .download import download_ham10000
+DOWNLOAD_DATASETS: tuple[str, ...] = ("ham10000", "melanoma10k", "dermamnist-split")
 
-    print(f"HAM10000 is in {download_ham10000(Path(args.target), source=args.source)}")
+
+def download(args: argparse.Namespace) -> int:
+    """Fetch HAM10000, melanoma10k or the DermaMNIST split CSV (network access needed)."""
+    from .download import download_dataset
+
+    where = download_dataset(args.dataset, args.target, source=args.source, ham10000_dir=args.ham10000_dir,
+                             split_info_url=args.split_info_url)
+    print(f"{args.dataset} is in {where}")
     return 0
 
 
@@ -73,21 +77,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=700)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=synth)
-    p = commands.add_parser("download", help="download HAM10000 (needs network access)")
-    p.add_argument("--source", choices=("dataverse", "kaggle"), default="dataverse")
-    p.add_argument("--target", type=Path, default=data_home() / "ham10000")
+    p = commands.add_parser("download", help="download HAM10000, melanoma10k or the DermaMNIST split (needs network)")
+    p.add_argument("--dataset", choices=DOWNLOAD_DATASETS, default="ham10000")
+    p.add_argument("--source", choices=("dataverse", "kaggle"), default=None,
+                   help="ham10000: dataverse (default, no account) or kaggle; melanoma10k: kaggle only")
+    p.add_argument("--target", type=Path, default=None,
+                   help="default data/ham10000, data/melanoma10k or data/dermamnist_split.csv in the project")
+    p.add_argument("--ham10000-dir", type=Path, default=None,
+                   help="dermamnist-split: the HAM10000 folder giving lesion_id and dx "
+                        "(default $HAM10000_DIR, then data/ham10000)")
+    p.add_argument("--split-info-url", default=None,
+                   help="dermamnist-split: URL of dermamnist_split_info.csv (default $DERMAMNIST_SPLIT_INFO_URL, "
+                        "then Abhishek et al.'s file on GitHub)")
     p.set_defaults(run=download)
     return main
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; errors in the data print one clear line and exit 1."""
-    args = parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    """Run the command line; a failure prints one `error:` line and exits non-zero (--debug: the traceback)."""
+    from ..cli import run
+
+    def body(args: list[str]) -> int:
+        namespace = parser().parse_args(args)
+        return namespace.run(namespace)
+
+    return run(body, argv)
 
 
 if __name__ == "__main__":

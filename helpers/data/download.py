@@ -1,4 +1,5 @@
-"""Fetch HAM10000 into a local folder from Harvard Dataverse (checksummed, resumable) or Kaggle."""
+"""Fetch the data sets: HAM10000 (Harvard Dataverse, checksummed and resumable, or Kaggle), Kaggle's
+melanoma10k, and the official DermaMNIST split as HAM10000 image ids (from Abhishek et al.'s CSV)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,21 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any
 
+import pandas as pd
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..io import atomic_open
+from .ham10000 import IMAGE_SUFFIXES, find_metadata, read_metadata
+from .labels import BINARY_CLASSES, DX_CLASSES
+from .source import ENV_VAR as HAM10000_ENV
+from .source import data_home
+from .splits import SPLITS
 
 DATAVERSE_URL = "https://dataverse.harvard.edu"
 DATAVERSE_DOI = "doi:10.7910/DVN/DBW86T"
@@ -475,37 +483,38 @@ def download_kaggle(target: Path, dataset: str = KAGGLE_DATASET) -> Path:
     return target
 
 
-def _run_opendatasets(dataset: str, staging: Path) -> None:
+def _run_opendatasets(dataset: str, staging: Path, help_text: str | None = None) -> None:
     import opendatasets
 
+    help_text = KAGGLE_HELP if help_text is None else help_text
     url = f"https://www.kaggle.com/datasets/{dataset}"
-    with _kaggle_credentials_in_cwd():
+    with _kaggle_credentials_in_cwd(help_text):
         try:
             opendatasets.download(url, data_dir=str(staging))
         except SystemExit as err:
             raise DownloadError(f"Kaggle refused the download of {url} (exit {err.code}): check that your "
-                                f"credentials are valid. {KAGGLE_HELP}") from err
+                                f"credentials are valid. {help_text}") from err
         except Exception as err:
             raise DownloadError(f"downloading the Kaggle dataset {url} failed: {err}") from err
 
 
-KAGGLE_HELP = (
+KAGGLE_TOKEN_HELP = (
     "Create a Kaggle API token at https://www.kaggle.com/settings (API > Create New Token) and either "
     "save the kaggle.json it gives you as ~/.kaggle/kaggle.json (chmod 600) or in the working folder, "
-    "or set the environment variables KAGGLE_USERNAME and KAGGLE_KEY. "
-    "Or use source='dataverse', which needs no account."
+    "or set the environment variables KAGGLE_USERNAME and KAGGLE_KEY."
 )
+KAGGLE_HELP = KAGGLE_TOKEN_HELP + " Or use source='dataverse', which needs no account."
 
 
 @contextlib.contextmanager
-def _kaggle_credentials_in_cwd() -> Iterator[None]:
+def _kaggle_credentials_in_cwd(help_text: str = KAGGLE_HELP) -> Iterator[None]:
     """Run the block where ./kaggle.json holds the credentials, the only place opendatasets looks before prompting."""
     env = _kaggle_env_credentials()
     config = _find_kaggle_json()
     if env is None and config is None:
         if not _stdin_can_prompt():
             raise DownloadError(f"no Kaggle credentials found, and opendatasets cannot prompt for them "
-                                f"because stdin is not interactive. {KAGGLE_HELP}")
+                                f"because stdin is not interactive. {help_text}")
         yield
         return
     if env is None:
@@ -590,3 +599,264 @@ def _kaggle_image_folders(root: Path) -> dict[str, Path]:
         if child.is_dir() and name and (name not in found or child.name == name):
             found[name] = child
     return found
+
+
+# --- melanoma10k: Kaggle's "Melanoma Skin Cancer Dataset of 10000 Images" -------------------------------------
+
+MELANOMA10K_DATASET = "hasnainjaved/melanoma-skin-cancer-dataset-of-10000-images"
+FOLDER_SPLITS: tuple[str, ...] = ("train", "test")
+
+
+def download_melanoma10k(target: Path, dataset: str = MELANOMA10K_DATASET) -> Path:
+    """Fetch melanoma10k from Kaggle with opendatasets into target/{train,test}/{benign,malignant}/; return target.
+
+    The archive is unpacked into a hidden staging folder beside target and the final tree is built in
+    another one, renamed to target only when complete: an interrupted run leaves target as it was.
+    """
+    target = Path(target).resolve()
+    if _kaggle_complete(target, dataset) and _folder_layout_complete(target):
+        return target
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DownloadError(f"{target} is not empty and holds no complete download of the Kaggle dataset {dataset}; "
+                            "refusing to replace it: remove it or choose another target")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.kaggle-staging"
+    build = target.parent / f".{target.name}.build.tmp"
+    for leftover in (staging, build):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        staging.mkdir()
+        _run_opendatasets(dataset, staging, KAGGLE_TOKEN_HELP)
+        _arrange_folder_layout(staging, build, dataset)
+        (build / KAGGLE_MARKER).write_text(dataset + "\n")
+        if target.exists():
+            target.rmdir()
+        os.replace(build, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(build, ignore_errors=True)
+    return target
+
+
+def _kaggle_complete(target: Path, dataset: str) -> bool:
+    marker = target / KAGGLE_MARKER
+    return marker.is_file() and marker.read_text().strip() == dataset
+
+
+def _folder_layout_complete(root: Path) -> bool:
+    return all(any((root / split / label).glob("*")) for split in FOLDER_SPLITS for label in BINARY_CLASSES)
+
+
+def _arrange_folder_layout(staging: Path, build: Path, dataset: str) -> None:
+    """Move the images of <any nesting>/{train,test}/{benign,malignant}/ into build/{train,test}/{benign,malignant}/."""
+    for split in FOLDER_SPLITS:
+        source = _find_split_folder(staging, split, dataset)
+        for label in BINARY_CLASSES:
+            folder = _child_folder(source, label)
+            images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise DownloadError(f"the Kaggle dataset {dataset} has no images in {folder.relative_to(staging)}")
+            dest = build / split / label
+            dest.mkdir(parents=True)
+            for image in images:
+                os.replace(image, dest / image.name)
+
+
+def _find_split_folder(staging: Path, split: str, dataset: str) -> Path:
+    """The shallowest folder named split (any case) holding benign/ and malignant/, however deep the archive nests it."""
+    candidates = [p for p in staging.rglob("*") if p.is_dir() and p.name.lower() == split
+                  and all(_child_folder(p, label) is not None for label in BINARY_CLASSES)]
+    if not candidates:
+        folders = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
+                         if p.is_dir() and len(p.relative_to(staging).parts) <= 3)
+        raise DownloadError(f"the Kaggle dataset {dataset} holds no {split}/ folder with "
+                            f"{' and '.join(f'{c}/' for c in BINARY_CLASSES)} inside; its folders: "
+                            f"{', '.join(folders[:12]) or 'none'}")
+    return min(candidates, key=lambda p: (len(p.parts), p.as_posix()))
+
+
+def _child_folder(folder: Path, name: str) -> Path | None:
+    return next((p for p in sorted(folder.iterdir()) if p.is_dir() and p.name.lower() == name), None)
+
+
+# --- the official DermaMNIST split as HAM10000 image ids ------------------------------------------------------
+
+# Abhishek et al., "Investigating the Quality of DermaMNIST and Fitzpatrick17k Dermatological Image Datasets"
+# (github.com/kakumarabhishek/Corrected-Skin-Image-Datasets, Apache-2.0): DermaMNIST's split and npz index per ISIC id.
+DERMAMNIST_INFO_URL = ("https://raw.githubusercontent.com/kakumarabhishek/Corrected-Skin-Image-Datasets/main/"
+                       "DermaMNIST/DermaMNIST_Analysis/dermamnist_split_info.csv")
+DERMAMNIST_INFO_ENV = "DERMAMNIST_SPLIT_INFO_URL"
+DERMAMNIST_FILENAME = "dermamnist_split.csv"
+DERMAMNIST_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx", "dermamnist_split", "dermamnist_index")
+
+# Images per split and class of the official DermaMNIST split (Yang et al., "MedMNIST v2", Sci. Data 10, 41, 2023).
+# MedMNIST publishes the split sizes (medmnist.INFO["dermamnist"]["n_samples"]: train 7007, val 1003, test 2005;
+# label k is DX_CLASSES[k]); the per-class numbers are that split's images counted by HAM10000 dx.
+DERMAMNIST_COUNTS: dict[str, dict[str, int]] = {
+    "train": {"akiec": 228, "bcc": 359, "bkl": 769, "df": 80, "mel": 779, "nv": 4693, "vasc": 99},
+    "val": {"akiec": 33, "bcc": 52, "bkl": 110, "df": 12, "mel": 111, "nv": 671, "vasc": 14},
+    "test": {"akiec": 66, "bcc": 103, "bkl": 220, "df": 23, "mel": 223, "nv": 1341, "vasc": 29},
+}
+
+# Column names accepted in the split-info CSV, after lower-casing and turning other characters into "_".
+SPLIT_INFO_COLUMNS: dict[str, tuple[str, ...]] = {
+    "image_id": ("image_id", "image", "isic_id", "image_name", "imageid"),
+    "split": ("split", "dermamnist_split", "partition", "subset", "fold"),
+    "index": ("index", "dermamnist_index", "idx", "npz_index"),
+    "label": ("label", "dx", "diagnosis", "class"),
+}
+SPLIT_ALIASES = {"training": "train", "valid": "val", "validation": "val", "testing": "test"}
+
+
+def download_dermamnist_split(
+    target: Path,
+    ham10000_dir: str | Path | None = None,
+    url: str | None = None,
+    expected: Mapping[str, Mapping[str, int]] | None = None,
+    progress: bool = True,
+    timeout: float = TIMEOUT_S,
+) -> Path:
+    """Write DermaMNIST's official split as HAM10000 ids (image_id, lesion_id, dx, dermamnist_split, dermamnist_index).
+
+    The split comes from url (default $DERMAMNIST_SPLIT_INFO_URL, else Abhishek et al.'s CSV on GitHub), lesion_id
+    and dx from the HAM10000 metadata; the images per split and class must equal expected (default DERMAMNIST_COUNTS).
+    Nothing is written unless every check passes, and then atomically.
+    """
+    url = url or os.environ.get(DERMAMNIST_INFO_ENV) or DERMAMNIST_INFO_URL
+    metadata_csv = find_metadata(_ham10000_root(ham10000_dir))
+    with tempfile.TemporaryDirectory(prefix="dermamnist-split-info-") as folder:
+        downloaded = _download(url, Path(folder) / "dermamnist_split_info.csv", None, None, progress, timeout)
+        info = read_split_info(downloaded, url)
+    table = join_split_info(info, read_metadata(metadata_csv), url, metadata_csv)
+    check_split_counts(table, DERMAMNIST_COUNTS if expected is None else expected, url)
+    with atomic_open(target, "w", newline="") as handle:
+        table.to_csv(handle, index=False)
+    return Path(target)
+
+
+def _ham10000_root(ham10000_dir: str | Path | None) -> Path:
+    """The HAM10000 folder: ham10000_dir, else $HAM10000_DIR, else data/ham10000/ (never the synthetic set)."""
+    given = ((ham10000_dir, "ham10000_dir (--ham10000-dir)"), (os.environ.get(HAM10000_ENV), f"${HAM10000_ENV}"))
+    for candidate, what in given:
+        if candidate:
+            if not Path(candidate).is_dir():
+                raise DataError(f"{what} points to {candidate}, which is not an existing folder")
+            return Path(candidate)
+    default = data_home() / "ham10000"
+    if default.is_dir():
+        return default
+    raise DataError(f"the DermaMNIST split takes lesion_id and dx from HAM10000's metadata: pass --ham10000-dir, set "
+                    f"${HAM10000_ENV}, or download HAM10000 into {default} (python -m helpers.data download)")
+
+
+def read_split_info(path: str | Path, source: str | None = None) -> pd.DataFrame:
+    """Read a DermaMNIST split-info CSV into columns image_id, split (train/val/test), index and label (when given)."""
+    source = source or str(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DownloadError(f"{source} is not a readable CSV: {err}") from err
+    found = {re.sub(r"[^a-z0-9]+", "_", str(c).strip().lower()).strip("_"): c for c in raw.columns}
+    names = {role: next((found[alias] for alias in aliases if alias in found), None)
+             for role, aliases in SPLIT_INFO_COLUMNS.items()}
+    for role in ("image_id", "split"):
+        if names[role] is None:
+            raise DownloadError(f"{source} has no {role} column (looked for {', '.join(SPLIT_INFO_COLUMNS[role])}); "
+                                f"its columns: {', '.join(map(str, raw.columns))}")
+    info = pd.DataFrame({role: raw[column].str.strip() for role, column in names.items() if column is not None})
+    info["image_id"] = info["image_id"].str.replace(r"\.(jpe?g|png)$", "", regex=True, flags=re.IGNORECASE)
+    _check_split_info(info, names, source)
+    return info
+
+
+def _check_split_info(info: pd.DataFrame, names: dict[str, str | None], source: str) -> None:
+    """Normalise split names in place and refuse empty or duplicated ids, unknown splits and non-integer indices."""
+    for role in ("image_id", "split"):
+        empty = info.index[info[role] == ""]
+        if len(empty):
+            raise DownloadError(f"{source}: column {names[role]!r} is empty in {len(empty)} row(s), "
+                                f"first at row {empty[0] + 2}")
+    duplicated = info["image_id"][info["image_id"].duplicated()].unique()
+    if len(duplicated):
+        raise DownloadError(f"{source}: {len(duplicated)} duplicated image id(s), e.g. {', '.join(duplicated[:5])}")
+    info["split"] = info["split"].str.lower().replace(SPLIT_ALIASES)
+    unknown = sorted(set(info["split"]) - set(SPLITS))
+    if unknown:
+        raise DownloadError(f"{source}: unknown value(s) {', '.join(map(repr, unknown))} in column {names['split']!r}; "
+                            f"expected {', '.join(SPLITS)}")
+    if "index" in info and not info["index"].str.fullmatch(r"\d+").all():
+        row = info.index[~info["index"].str.fullmatch(r"\d+")][0]
+        raise DownloadError(f"{source}: column {names['index']!r} holds a non-integer {info.loc[row, 'index']!r} "
+                            f"at row {row + 2}")
+
+
+def join_split_info(info: pd.DataFrame, metadata: pd.DataFrame, source: str, metadata_csv: str | Path) -> pd.DataFrame:
+    """The split file's rows: info's ids with HAM10000's lesion_id and dx, ordered train, val, test by index."""
+    meta = metadata.assign(dx=metadata["dx"].astype(str)).set_index("image_id")
+    unknown = info.loc[~info["image_id"].isin(meta.index), "image_id"].tolist()
+    if unknown:
+        raise DownloadError(f"{len(unknown)} image id(s) of {source} are not in {metadata_csv}, "
+                            f"e.g. {', '.join(unknown[:5])}; is that the complete HAM10000 metadata?")
+    no_index = pd.Series(pd.NA, index=info.index, dtype="Int64")
+    table = pd.DataFrame({
+        "image_id": info["image_id"],
+        "lesion_id": info["image_id"].map(meta["lesion_id"]),
+        "dx": info["image_id"].map(meta["dx"]),
+        "dermamnist_split": info["split"],
+        "dermamnist_index": info["index"].astype(int) if "index" in info else no_index,
+    })
+    if "label" in info:
+        _check_labels(info["label"], table, source)
+    order = table["dermamnist_split"].map({name: i for i, name in enumerate(SPLITS)})
+    table = table.assign(_order=order).sort_values(["_order", "dermamnist_index"], kind="stable")
+    return table.drop(columns="_order").reset_index(drop=True)[list(DERMAMNIST_COLUMNS)]
+
+
+def _check_labels(labels: pd.Series, table: pd.DataFrame, source: str) -> None:
+    """A label column (MedMNIST's 0..6 or dx codes) must agree with HAM10000's dx."""
+    names = labels.map(lambda v: DX_CLASSES[int(v)] if v.isdigit() and int(v) < len(DX_CLASSES) else v.lower())
+    wrong = table.index[names != table["dx"]]
+    if len(wrong):
+        first = wrong[0]
+        raise DownloadError(f"{source}: {len(wrong)} label(s) disagree with HAM10000's dx, e.g. "
+                            f"{table.loc[first, 'image_id']} is {labels[first]!r} there "
+                            f"and {table.loc[first, 'dx']!r} in HAM10000")
+
+
+def check_split_counts(table: pd.DataFrame, expected: Mapping[str, Mapping[str, int]], source: str) -> None:
+    """DownloadError naming the first split and class whose number of images differs from expected."""
+    counts = table.groupby(["dermamnist_split", "dx"]).size().to_dict()
+    for split in dict.fromkeys([*expected, *sorted(set(table["dermamnist_split"]))]):
+        wanted = expected.get(split, {})
+        for dx in dict.fromkeys([*DX_CLASSES, *wanted]):
+            got, want = counts.get((split, dx), 0), wanted.get(dx, 0)
+            if got != want:
+                raise DownloadError(f"{source}: split {split!r}, class {dx!r} has {got} image(s), expected {want}; "
+                                    "the split file was not written")
+
+
+# --- one entry point for the command line ---------------------------------------------------------------------
+
+DATASETS: tuple[str, ...] = ("ham10000", "melanoma10k", "dermamnist-split")
+DEFAULT_TARGETS: dict[str, str] = {"ham10000": "ham10000", "melanoma10k": "melanoma10k",
+                                   "dermamnist-split": DERMAMNIST_FILENAME}
+
+
+def download_dataset(dataset: str, target: str | Path | None = None, source: str | None = None,
+                     ham10000_dir: str | Path | None = None, split_info_url: str | None = None) -> Path:
+    """Download one of DATASETS into target (default data/ham10000, data/melanoma10k, data/dermamnist_split.csv)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+    target = Path(target) if target is not None else data_home() / DEFAULT_TARGETS[dataset]
+    if dataset != "dermamnist-split" and (ham10000_dir is not None or split_info_url is not None):
+        raise ValueError("ham10000_dir (--ham10000-dir) and split_info_url (--split-info-url) "
+                         "apply to dataset 'dermamnist-split' only")
+    if dataset == "ham10000":
+        return download_ham10000(target, source=source or "dataverse")
+    if dataset == "melanoma10k":
+        if source not in (None, "kaggle"):
+            raise ValueError(f"source {source!r}: melanoma10k comes from Kaggle only (source 'kaggle')")
+        return download_melanoma10k(target)
+    if source is not None:
+        raise ValueError(f"source {source!r}: the DermaMNIST split has no source choice (use split_info_url)")
+    return download_dermamnist_split(target, ham10000_dir=ham10000_dir, url=split_info_url)
