@@ -28,7 +28,8 @@ from helpers.classifier import build_classifier
 from helpers.config import hardware_description
 from helpers.data import DX_CLASSES, load_ham10000
 from helpers.images import cached_images
-from helpers.train import ImageData, TrainConfig, fit, use_bf16
+from helpers.precision import resolve_amp
+from helpers.train import ImageData, TrainConfig, fit
 
 
 class SeedStyleDataset(Dataset):
@@ -79,7 +80,7 @@ def ours_throughput(model: torch.nn.Module, images: np.ndarray, labels: np.ndarr
     data = ImageData.from_numpy(images, labels, device)
     config = TrainConfig(epochs=2, batch_size=batch_size, schedule="constant", lr=1e-4, optimizer="adam",
                          compile=compile_model, progress=False, eval_batch_size=batch_size)
-    tiny_val = ImageData(data.images[:batch_size], data.labels[:batch_size])
+    tiny_val = data.subset(torch.arange(batch_size))
     history = fit(model, data, tiny_val, config).history
     return float(history["train_images"].iloc[-1] / history["train_time_s"].iloc[-1])
 
@@ -118,7 +119,7 @@ def main() -> None:
     result = {
         "model": args.model, "image_size": args.image_size, "device": args.device, "hardware": hardware_description(),
         "images": len(paths), "baseline_batch_size": 16, "ours_batch_size": args.batch_size,
-        "ours_bf16": use_bf16("auto", device), "compile": args.compile, "cache_build_s": round(cache_s, 2),
+        "ours_amp": resolve_amp("auto", device), "compile": args.compile, "cache_build_s": round(cache_s, 2),
         "baseline_img_per_s": round(baseline, 1), "ours_img_per_s": round(ours, 1), "ratio": round(ours / baseline, 2),
     }
     print(f"cache build: {cache_s:.1f} s for {len(paths)} images (one time)")

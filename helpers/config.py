@@ -14,10 +14,11 @@ import torch
 
 from .data.source import DataSource, describe, resolve_data_source
 from .precision import describe_amp
+from .validate import check_int
 
 PRESET_ENV = "SKIN_LESION_PRESET"
 CHECK_ENV = "SKIN_LESION_CHECK"  # set by `python -m helpers.reports --check`
-CHECK_MAX_IMAGES = 64  # a check run's lesion-grouped subset: a few dozen images
+CHECK_MAX_IMAGES = 64  # a check run's max_images: subsample_lesions keeps whole lesions and >= 15 images per class
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"image_size": 32, "epochs": 1, "batch_size": 32, "max_images": 210},
@@ -91,7 +92,11 @@ def resolve_config(
     seed: int = 0,
     **extra: Any,
 ) -> Config:
-    """Turn a notebook's parameters into one Config: explicit values win over the preset's."""
+    """Turn a notebook's parameters into one Config: explicit values win over the preset's (None: the preset's)."""
+    for key, value in (("image_size", image_size), ("epochs", epochs), ("batch_size", batch_size),
+                       ("max_images", max_images)):
+        check_int(f"resolve_config: {key}", value, optional=True)
+    check_int("resolve_config: seed", seed, minimum=0)
     name = resolve_preset(preset)
     defaults = PRESETS[name]
     source: DataSource = resolve_data_source(data_dir)
@@ -132,8 +137,8 @@ def banner(config: Config, n_images: int | None = None) -> str:
     source = DataSource(config.data_source, Path(config.data_root), config.data_origin)
     lines = [
         describe(source, n_images),
-        *([f"CHECK RUN of the {config.preset} preset: at most {CHECK_MAX_IMAGES} images and 2 epochs; "
-           "its numbers prove the code path only"] if check_mode() else []),
+        *([f"CHECK RUN of the {config.preset} preset: a tiny lesion-grouped subset (at least 15 images per class), "
+           "at most 2 epochs per training; its numbers prove the code path only"] if check_mode() else []),
         f"preset {config.preset} | device {config.device} ({config.hardware}) | amp {config.amp} | seed {config.seed}",
         f"image size {config.image_size}px | epochs {config.epochs} | batch {config.batch_size}"
         + (f" | at most {config.max_images} images" if config.max_images else ""),

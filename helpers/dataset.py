@@ -92,7 +92,7 @@ def load_split_data(root: str | Path, image_size: int, split: str = "lesion_disj
                     max_images: int | None = None, policy: str = "center_crop", split_csv: str | Path | None = None,
                     device: str | torch.device | None = None, cache_dir: str | Path | None = None,
                     name: str = "ham10000", progress: bool = True) -> SplitData:
-    """Load, split and cache a HAM10000-layout folder; images of every split land on device."""
+    """Load, split and cache a HAM10000-layout folder; each split's batches are built on device."""
     index = subsample_lesions(load_ham10000(root), max_images, seed=seed)
     index = index.assign(split=assign_split(index, split, seed, name, split_csv).to_numpy())
     images = cached_images(index["path"].tolist(), image_size, cache_dir or data_home() / "cache", policy,
@@ -103,7 +103,7 @@ def load_split_data(root: str | Path, image_size: int, split: str = "lesion_disj
 
 def split_parts(images: np.ndarray, labels: np.ndarray, split: pd.Series, names: tuple[str, ...],
                 device: str | torch.device | None = None) -> dict[str, ImageData]:
-    """The images and labels of each named split as ImageData on device."""
+    """Each named split as ImageData for device: its images on device when they fit, else in pinned host memory."""
     device = device or default_device()
     where = {part: np.flatnonzero(split.to_numpy() == part) for part in names}
     return {part: ImageData.from_numpy(images[rows], labels[rows], device) for part, rows in where.items()}

@@ -222,8 +222,9 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
     if check:
         os.environ[CHECK_ENV] = "1"
         os.environ[MODELS_ENV] = str(out_dir / "models")  # a check never replaces a trained checkpoint
-        print(f"CHECK RUN of preset {preset or 'auto'}: every notebook on at most {CHECK_MAX_IMAGES} images and 2 epochs "
-              "per training, one run per distinct configuration of the scaling grid")
+        print(f"CHECK RUN of preset {preset or 'auto'}: every notebook on a tiny lesion-grouped subset (max_images "
+              f"{CHECK_MAX_IMAGES}, at least 15 images per class), at most 2 epochs per training, one run per distinct "
+              "configuration of the scaling grid")
     print(f"data: {source.kind} in {display_path(source.root)} ({source.origin}); reports go to {display_path(out_dir)}")
     if source.synthetic and not check:
         print("SYNTHETIC DEMO DATA: these reports go to reports/demo/ and never replace real-data reports.")
@@ -261,15 +262,24 @@ def update_readme(readme: Path, reports_dir: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: python -m helpers.reports [--preset P] [--only 01 02] [--timeout S] | --readme."""
+    from .cli import run
+
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    from .cli import add_debug_argument, positive_int
+
     parser = argparse.ArgumentParser(prog="python -m helpers.reports", description=__doc__)
     parser.add_argument("--preset", choices=("auto", "smoke", "cpu", "gpu"), help="override every notebook's preset")
     parser.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
-    parser.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
+    parser.add_argument("--timeout", type=positive_int, help="per-cell timeout in seconds")
     parser.add_argument("--check", action="store_true",
                         help="prove the preset's code path (models, input sizes, batch sizes, schedules, grid) on a few "
                              "dozen images, 2 epochs per training; output under reports/check/ only")
     parser.add_argument("--readme", action="store_true",
                         help="only regenerate README.md's results table from reports/metrics/*.json (runs no notebook)")
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.readme:
         root = project_root()

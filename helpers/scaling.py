@@ -23,6 +23,7 @@ import hashlib
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +37,12 @@ from tqdm import tqdm
 
 from .augment import AugmentConfig
 from .classifier import build_classifier
-from .data.source import data_home
+from .data.source import models_home
 from .data.splits import _majority
 from .dataset import SplitData, load_split_data
 from .evaluation import evaluate_split
-from .io import write_json
+from .errors import DataError
+from .io import atomic_open, write_json
 from .models import WeightsUnavailableError, count_parameters, flops_per_image, pretrained_available, weights_file
 from .train import ImageData, TrainConfig, fit
 
@@ -58,6 +60,8 @@ RECORD_FIELDS = ("id", "label", "model", "pretrained", "parameters", "flops_per_
                  "n_train", "n_train_lesions", "seed", "epochs_run", "best_epoch", "passes", "train_images_seen",
                  "train_compute_flops", "wall_time_s", "train_time_s", "val_balanced_accuracy", "accuracy",
                  "balanced_accuracy", "macro_auc", "macro_f1", "error")
+# What merging needs of a result file: the flat fields and the summary's per-class recall and interval.
+REQUIRED_KEYS = (*RECORD_FIELDS, "summary.per_class_recall", "summary.ci95.balanced_accuracy")
 
 
 # ---------------------------------------------------------------- nested training subsets
@@ -249,7 +253,7 @@ def row_id(row: ScalingRow, fingerprint: dict[str, Any]) -> str:
 
 def results_folder(preset: str) -> Path:
     """The default folder of a preset's result files: models/scaling/<preset>/ (git-ignored)."""
-    return data_home().parent / "models" / "scaling" / preset
+    return models_home() / "scaling" / preset
 
 
 # ---------------------------------------------------------------- running rows
@@ -268,8 +272,7 @@ def training_subset(data: SplitData, row: ScalingRow) -> tuple[ImageData, np.nda
     times = repeats(row, len(positions))
     if times == 1 and len(positions) == len(data.train):
         return data.train, positions  # the whole split: no copy
-    index = torch.as_tensor(np.tile(positions, times), device=data.train.images.device)
-    return ImageData(data.train.images[index], data.train.labels[index]), positions
+    return data.train.subset(torch.as_tensor(np.tile(positions, times))), positions
 
 
 def run_row(row: ScalingRow, data: SplitData, fingerprint: dict[str, Any], n_boot: int = 1000,
@@ -279,7 +282,7 @@ def run_row(row: ScalingRow, data: SplitData, fingerprint: dict[str, Any], n_boo
     train, positions = training_subset(data, row)
     torch.manual_seed(row.seed)
     model = build_classifier(row.model, data.classes, row.image_size, pretrained=row.pretrained)
-    model = model.to(data.train.images.device)
+    model = model.to(data.train.device)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = FIXED_RECIPE["batchnorm_momentum"]
@@ -302,20 +305,64 @@ def run_row(row: ScalingRow, data: SplitData, fingerprint: dict[str, Any], n_boo
         "error": 1.0 - summary["balanced_accuracy"],
         "summary": summary, "settings": dataclasses.asdict(row), "data": fingerprint,
         "history": json.loads(result.history.to_json(orient="records")),
-        "device": str(data.train.images.device), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": str(data.train.device), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return record
 
 
-def read_record(path: Path, expected_id: str) -> dict[str, Any] | None:
-    """A finished row's record at path, or None when there is none (or it belongs to another row)."""
-    if not path.is_file():
-        return None
+def record_problem(record: Any, expected_id: str | None = None) -> str | None:
+    """Why parsed JSON is not a usable result record (None when it is): not an object, fields missing, another row's."""
+    if not isinstance(record, dict):
+        return f"holds a JSON {type(record).__name__}, not a result record"
+    missing = [key for key in REQUIRED_KEYS if _lacks(record, key)]
+    if missing:
+        return (f"is not a result record of helpers.scaling: it lacks {', '.join(missing[:4])}"
+                + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
+    if expected_id is not None and record["id"] != expected_id:
+        return f"holds the record of row {record['id']!r}, not of {expected_id!r}"
+    return None
+
+
+def _lacks(record: dict[str, Any], dotted: str) -> bool:
+    value: Any = record
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return True
+        value = value[key]
+    return False
+
+
+def parse_record(path: Path, expected_id: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None) for a usable result file at path, else (None, why it is not usable)."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        return None, f"is not valid JSON ({err})"
+    problem = record_problem(record, expected_id)
+    return (None, problem) if problem else (record, None)
+
+
+def read_record(path: Path, expected_id: str, set_aside: bool = True) -> dict[str, Any] | None:
+    """A finished row's record at path, or None when there is none.
+
+    A corrupt or foreign file there is moved aside as `<name>.corrupt`, with a warning, so that the row
+    runs again without destroying it (set_aside=False leaves it in place).
+    """
+    if not path.is_file():
         return None
-    return record if isinstance(record, dict) and record.get("id") == expected_id else None
+    record, problem = parse_record(path, expected_id)
+    if problem and set_aside:
+        aside = _set_aside(path)
+        warnings.warn(f"{path} {problem}: moved aside as {aside.name}; its row runs again", RuntimeWarning, stacklevel=2)
+    return record
+
+
+def _set_aside(path: Path) -> Path:
+    aside, n = path.with_name(f"{path.name}.corrupt"), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.{n}.corrupt")
+    return path.replace(aside)
 
 
 def run_grid(rows: Sequence[ScalingRow], data: GridData, results_dir: str | Path, resume: bool = True,
@@ -345,10 +392,30 @@ def run_grid(rows: Sequence[ScalingRow], data: GridData, results_dir: str | Path
 # ---------------------------------------------------------------- merging results
 
 
-def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every result record in a folder (e.g. files merged from several machines), sorted by id."""
-    paths = sorted(Path(results_dir).glob("*.json"))
-    return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+def load_records(results_dir: str | Path, strict: bool = False) -> list[dict[str, Any]]:
+    """Every result record in a folder (e.g. files merged from several machines), sorted by file name.
+
+    A file that is not a usable record, or repeats another file's row, is skipped with a warning naming
+    it; with strict, DataError names it instead.
+    """
+    folder = Path(results_dir)
+    if not folder.is_dir():
+        raise DataError(f"results folder {folder} does not exist: run the grid first "
+                        "(python -m helpers.scaling --preset P) or name the folder with --results")
+    records: list[dict[str, Any]] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.json")):
+        record, problem = parse_record(path)
+        if record is not None and record["id"] in seen:
+            record, problem = None, f"repeats the row {record['id']} of {seen[record['id']].name}"
+        if problem:
+            if strict:
+                raise DataError(f"{path} {problem} (--strict: no table written)")
+            warnings.warn(f"{path} {problem}: skipped", RuntimeWarning, stacklevel=2)
+            continue
+        seen[record["id"]] = path
+        records.append(record)
+    return records
 
 
 def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -387,44 +454,83 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a share of a preset's grid (one result file per row), or merge result files into a CSV."""
-    from .config import resolve_config
-    from .recipes import recipe
+    from .cli import run
+
+    return run(_main, argv)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .cli import add_debug_argument, non_negative_int
 
     parser = argparse.ArgumentParser(prog="python -m helpers.scaling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="run", choices=("run", "merge"))
-    parser.add_argument("--preset", default="auto", help="smoke | cpu | gpu | auto (the notebook's presets)")
+    parser.add_argument("--preset", default="auto", choices=("auto", "smoke", "cpu", "gpu"),
+                        help="the notebook's presets (default auto)")
     parser.add_argument("--data-dir", help="HAM10000 folder (default: $HAM10000_DIR, data/ham10000, synthetic)")
-    parser.add_argument("--seed", type=int, default=0, help="split and subset seed (the notebook's seed)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="split and subset seed (the notebook's seed)")
     parser.add_argument("--results", type=Path, help="results folder (default models/scaling/<preset>/)")
     parser.add_argument("--shard", type=parse_shard, default=(1, 1), help="run the K-th of N shares of the rows")
     parser.add_argument("--rows", nargs="*", help="run only the rows with these ids")
     parser.add_argument("--dry-run", action="store_true", help="list this share's rows and whether they are done")
     parser.add_argument("--out", type=Path, help="merge: write the table to this CSV")
-    args = parser.parse_args(argv)
+    parser.add_argument("--strict", action="store_true",
+                        help="merge: fail on a result file that cannot be used (default: skip it with a warning)")
+    add_debug_argument(parser)
+    return parser
+
+
+def _main(argv: list[str]) -> int:
+    from .config import resolve_config
+
+    args = _parser().parse_args(argv)
     config = resolve_config(args.preset, data_dir=args.data_dir, seed=args.seed)
     results_dir = args.results or results_folder(config.preset)
     if args.command == "merge":
-        table = results_table(load_records(results_dir))
-        print(f"{len(table)} result file(s) in {results_dir}")
-        if args.out:
-            table.to_csv(args.out, index=False)
-        else:
-            print(table.to_string(max_colwidth=40))
-        return 0
+        return _merge(results_dir, args.out, args.strict)
+    return _run(args, config, results_dir)
+
+
+def _merge(results_dir: Path, out: Path | None, strict: bool) -> int:
+    records = load_records(results_dir, strict=strict)
+    if not records:
+        raise DataError(f"no usable result files (*.json) in {results_dir}"
+                        + (f"; {out} {'kept as it was' if out.exists() else 'not written'}" if out else ""))
+    table = results_table(records)
+    print(f"{len(table)} result file(s) in {results_dir}")
+    if out:
+        with atomic_open(out, "w", newline="") as handle:
+            table.to_csv(handle, index=False)
+    else:
+        print(table.to_string(max_colwidth=40))
+    return 0
+
+
+def _run(args: argparse.Namespace, config: Any, results_dir: Path) -> int:
+    from .recipes import recipe
+
     settings = recipe(NOTEBOOK, config.preset)
-    rows = build_grid(settings, subset_seed=args.seed)
-    k, n = args.shard
-    rows = rows[k - 1::n]
+    grid = build_grid(settings, subset_seed=args.seed)
     data = GridData(config.data_root, config.data_source, args.seed, config.max_images)
+
+    def identify(row: ScalingRow) -> str:
+        return row_id(row, data_fingerprint(data(row.image_size), data.name))
+
+    k, n = args.shard
+    rows = grid[k - 1::n]
     if args.rows is not None:
-        wanted = set(args.rows)
-        rows = [r for r in rows if row_id(r, data_fingerprint(data(r.image_size), data.name)) in wanted]
+        unknown = sorted(set(args.rows) - {identify(r) for r in grid})
+        if unknown:
+            raise DataError(f"--rows: no row of the {config.preset} grid has the id(s) {', '.join(unknown)}; "
+                            "list them with --dry-run")
+        rows = [r for r in rows if identify(r) in set(args.rows)]
     if args.dry_run:
         for row in rows:
-            identifier = row_id(row, data_fingerprint(data(row.image_size), data.name))
-            done = read_record(results_dir / f"{identifier}.json", identifier) is not None
-            print(f"{'done   ' if done else 'pending'} {identifier}")
+            identifier = identify(row)
+            path = results_dir / f"{identifier}.json"
+            record, problem = parse_record(path, identifier) if path.is_file() else (None, None)
+            print(f"{'done   ' if record else 'corrupt' if problem else 'pending'} {identifier}"
+                  + (f" ({path.name} {problem}; `run` moves it aside and redoes the row)" if problem else ""))
         return 0
     run_grid(rows, data, results_dir, resume=settings["resume"], n_boot=settings["n_boot"])
     return 0

@@ -1,5 +1,6 @@
-"""One training loop for GPU and CPU: batches from an in-memory uint8 cache, augmentation as tensor ops,
-bf16 autocast where it helps, channels_last, early stopping, atomic checkpoints, DDP under torchrun."""
+"""One training loop for GPU and CPU: batches from an in-memory uint8 cache (on the GPU when it fits, else
+pinned host memory), augmentation as tensor ops, bf16 or fp16 autocast per device, channels_last, early stopping,
+atomic checkpoints, DDP under torchrun."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from .augment import AugmentConfig, augment_batch
 from .classifier import save_checkpoint
+from .precision import AMP_MODES, autocast, grad_scaler, resolve_amp
 
 OPTIMIZERS = ("adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -62,41 +65,111 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
                                      ("imbalance", self.imbalance, IMBALANCE), ("monitor", self.monitor, tuple(MONITORS)),
-                                     ("amp", self.amp, ("auto", "bf16", "off"))):
+                                     ("amp", self.amp, AMP_MODES)):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {', '.join(allowed)}; got {value!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"TrainConfig.epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
+        from .validate import check_bool, check_int, check_number
+
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            check_int(f"TrainConfig.{name}", getattr(self, name))
+        for name in ("patience", "max_steps_per_epoch"):
+            check_int(f"TrainConfig.{name}", getattr(self, name), optional=True)
+        check_int("TrainConfig.seed", self.seed, minimum=0)
+        for name in ("lr", "weight_decay", "class_weight_power", "min_delta"):
+            check_number(f"TrainConfig.{name}", getattr(self, name))
+        check_number("TrainConfig.backbone_lr", self.backbone_lr, optional=True)
+        check_number("TrainConfig.label_smoothing", self.label_smoothing, maximum=1.0)
+        check_number("TrainConfig.adadelta_rho", self.adadelta_rho, maximum=1.0)
+        check_number("TrainConfig.adadelta_eps", self.adadelta_eps, above_minimum=True)
+        for name in ("restore_best", "channels_last", "compile", "progress"):
+            check_bool(f"TrainConfig.{name}", getattr(self, name))
+        if not isinstance(self.augment, AugmentConfig):
+            raise ValueError(f"TrainConfig.augment must be an AugmentConfig; got {self.augment!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON and checkpoints."""
         return dataclasses.asdict(self)
 
 
+GPU_CACHE_FRACTION = 0.5  # the image cache may take at most this share of the GPU's free memory...
+GPU_HEADROOM_BYTES = 2 * 1024**3  # ...after leaving this much for the model, activations and workspaces
+
+
+def placement(nbytes: int, device: str | torch.device, fraction: float = GPU_CACHE_FRACTION,
+              headroom: int = GPU_HEADROOM_BYTES) -> str:
+    """Where an image cache of nbytes for device should live: 'device', 'pinned' (host memory) or 'cpu'."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return "cpu"
+    if device.type != "cuda":
+        return "device"
+    free, _ = torch.cuda.mem_get_info(device)
+    return "device" if nbytes <= fraction * max(free - headroom, 0) else "pinned"
+
+
 @dataclass
 class ImageData:
-    """Images as a uint8 tensor (N, H, W, 3) and integer labels, held on one device."""
+    """Images as a uint8 tensor (N, H, W, 3) and integer labels; batches are built on `device`.
+
+    The images live on `device`, or in (pinned) host memory when they do not fit there, from which
+    each batch is copied asynchronously; the labels always live on `device` (default: the labels' device).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    device: torch.device | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = self.labels.to(self.device if self.device is not None else self.labels.device)
+        self.device = self.labels.device  # a tensor's device always has its index: comparable with the images'
 
     @classmethod
     def from_numpy(cls, images: np.ndarray, labels: np.ndarray, device: str | torch.device = "cpu") -> "ImageData":
-        """Copy a (possibly memory-mapped) uint8 array and its labels onto device."""
+        """Copy a (possibly memory-mapped) uint8 array onto device, or into pinned memory when it does not fit there."""
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be uint8 (N, H, W, 3); got {images.dtype} {images.shape}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        return cls(torch.from_numpy(np.ascontiguousarray(images)).to(device),
-                   torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device))
+        stored = torch.from_numpy(np.ascontiguousarray(images))
+        where = placement(stored.nbytes, device)
+        if where == "device":
+            stored = stored.to(device)
+        elif where == "pinned":
+            stored = stored.pin_memory()
+        return cls(stored, torch.as_tensor(np.asarray(labels), dtype=torch.long), torch.device(device))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float images (B, 3, H, W) in [0, 1], channels_last in memory, and their labels."""
-        x = self.images[index].permute(0, 3, 1, 2).float().div_(255)
-        return x, self.labels[index]
+        """Float images (B, 3, H, W) in [0, 1] on device, and their labels; index may be on the images' device."""
+        if self.images.device == self.device:
+            chosen = self.images[index]
+        else:
+            chosen = self._gather(index, pin=self.device.type == "cuda").to(self.device, non_blocking=True)
+        x = chosen.permute(0, 3, 1, 2).float().div_(255)
+        return x, self.labels[self._on_device(index)]
+
+    def subset(self, index: torch.Tensor) -> "ImageData":
+        """The images and labels at index (repeats allowed), stored where these are stored."""
+        if self.images.device == self.device:
+            return ImageData(self.images[index.to(self.device)], self.labels[index.to(self.device)], self.device)
+        return ImageData(self._gather(index, pin=self.images.is_pinned()), self.labels[self._on_device(index)], self.device)
+
+    def _gather(self, index: torch.Tensor, pin: bool) -> torch.Tensor:
+        rows = index.to(self.images.device)
+        if not pin:
+            return self.images[rows]
+        # Straight into pinned memory (one copy), so that the copy to the GPU can run asynchronously.
+        out = torch.empty((len(rows), *self.images.shape[1:]), dtype=self.images.dtype, pin_memory=True)
+        return torch.index_select(self.images, 0, rows, out=out)
+
+    def _on_device(self, index: torch.Tensor) -> torch.Tensor:
+        if index.device == self.device:
+            return index
+        if self.device.type == "cuda" and not index.is_pinned():
+            index = index.pin_memory()  # a blocking copy would wait for the GPU at every batch
+        return index.to(self.device, non_blocking=True)
 
 
 @dataclass
@@ -109,6 +182,7 @@ class FitResult:
     stopped_early: bool
     checkpoint: Path | None
     wall_time_s: float
+    amp: str  # the resolved mixed precision: bf16, fp16 or off
 
 
 def default_device() -> torch.device:
@@ -116,24 +190,6 @@ def default_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX), where autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def use_bf16(amp: str, device: torch.device) -> bool:
-    """Whether to autocast to bf16 on this device for the given amp setting."""
-    if amp == "off":
-        return False
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return amp == "bf16" or cpu_supports_bf16()
 
 
 def distributed() -> tuple[int, int]:
@@ -203,12 +259,13 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    bf16 = use_bf16(amp, device)
+    resolved = resolve_amp(amp, device)
     outputs = []
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device).permute(0, 3, 1, 2).float().div_(255)
+        # Asynchronous from pinned memory (a slice of a pinned tensor stays pinned); a no-op on the CPU.
+        x = images[start:start + batch_size].to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
         views = [x, x.flip(3), x.flip(2), x.flip(2, 3)] if tta else [x]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(resolved, device):
             logits = torch.stack([model(v).float() for v in views]).mean(0)
         outputs.append(logits.cpu())
     model.train(was_training)
@@ -243,7 +300,7 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
     unless config.restore_best is False (then the model keeps its last epoch, as the seed did).
     """
     rank, world = distributed()
-    device = train.images.device
+    device = train.device
     torch.manual_seed(config.seed)
     order_generator = torch.Generator().manual_seed(config.seed)
     augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1000 * rank)
@@ -254,7 +311,8 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     train_model = _wrap(model, config, device, world)
-    bf16 = use_bf16(config.amp, device)
+    amp = resolve_amp(config.amp, device)
+    scaler = grad_scaler(amp, device)
 
     steps = _steps_per_epoch(len(train), config)
     schedule = make_schedule(optimizer, config, steps * config.epochs)
@@ -266,9 +324,10 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.time()
         train_loss, train_correct, seen = _train_epoch(train_model, train, config, optimizer, schedule, weight,
-                                                       order_generator, augment_generator, bf16, steps, rank, world, bar)
+                                                       order_generator, augment_generator, amp, scaler, steps, rank,
+                                                       world, bar)
         train_time = time.time() - epoch_start
-        result = evaluate(model, val, config.eval_batch_size, amp=config.amp, class_weight=weight)
+        result = evaluate(model, val, config.eval_batch_size, amp=amp, class_weight=weight)
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_correct / max(seen, 1),
                "val_loss": result["loss"], "val_accuracy": result["accuracy"],
                "val_balanced_accuracy": result["balanced_accuracy"], "lr": optimizer.param_groups[0]["lr"],
@@ -280,7 +339,8 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
             best_score, best_epoch, stale = score, epoch, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             if checkpoint_path and rank == 0:
-                save_checkpoint(model, checkpoint_path, {"train": config.to_dict(), "run": run_config or {}},
+                save_checkpoint(model, checkpoint_path,
+                                {"train": config.to_dict(), "amp_resolved": amp, "run": run_config or {}},
                                 {"epoch": epoch, config.monitor: score})
         else:
             stale += 1
@@ -292,7 +352,7 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
     return FitResult(history, best_epoch, float(best_score), len(rows) < config.epochs,
-                     Path(checkpoint_path) if checkpoint_path else None, time.time() - started)
+                     Path(checkpoint_path) if checkpoint_path else None, time.time() - started, amp)
 
 
 def _wrap(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> nn.Module:
@@ -308,12 +368,13 @@ def _steps_per_epoch(n: int, config: TrainConfig) -> int:
 
 def _train_epoch(model: nn.Module, data: ImageData, config: TrainConfig, optimizer: torch.optim.Optimizer,
                  schedule: Any, weight: torch.Tensor | None, order_generator: torch.Generator,
-                 augment_generator: torch.Generator, bf16: bool, steps: int, rank: int, world: int,
-                 bar: tqdm) -> tuple[float, int, int]:
+                 augment_generator: torch.Generator, amp: str, scaler: torch.amp.GradScaler, steps: int, rank: int,
+                 world: int, bar: tqdm) -> tuple[float, int, int]:
     model.train()
+    # The order lives with the images, so that gathering a batch never waits on a device-to-host copy.
     order = epoch_order(data.labels, config.imbalance, order_generator).to(data.images.device)
-    total_loss = torch.zeros((), device=data.images.device)
-    correct = torch.zeros((), device=data.images.device, dtype=torch.long)
+    total_loss = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.long)
     seen = 0
     for step in range(steps):
         index = order[step * config.batch_size:(step + 1) * config.batch_size][rank::world]
@@ -321,13 +382,14 @@ def _train_epoch(model: nn.Module, data: ImageData, config: TrainConfig, optimiz
         x = augment_batch(x, config.augment, augment_generator)
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(data.images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(amp, data.device):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        scaler.scale(loss).backward()  # the scaler is a pass-through unless amp is fp16
+        scaler.step(optimizer)  # skips the update when fp16 gradients overflowed
+        scaler.update()
+        _step_schedule(schedule, scaler)
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -335,27 +397,45 @@ def _train_epoch(model: nn.Module, data: ImageData, config: TrainConfig, optimiz
     return float(total_loss) / max(seen, 1), int(correct), seen
 
 
+def _step_schedule(schedule: Any, scaler: torch.amp.GradScaler) -> None:
+    if not scaler.is_enabled():
+        schedule.step()
+        return
+    # The schedule counts every planned step, skipped or not; torch warns when the very first one was skipped.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
+        schedule.step()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train one model on a HAM10000-layout folder; also the torchrun entry point for DDP."""
+    from .cli import run
+
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     import argparse
     import json
 
     from .classifier import build_classifier
+    from .cli import add_debug_argument, non_negative_int, positive_float, positive_int
     from .dataset import load_split_data
 
     parser = argparse.ArgumentParser(prog="python -m helpers.train", description=main.__doc__)
     parser.add_argument("--data", required=True, type=Path, help="HAM10000-layout folder")
     parser.add_argument("--model", default="seed_cnn")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--image-size", type=positive_int, default=64)
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--lr", type=positive_float, default=1e-3)
     parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
     parser.add_argument("--imbalance", default="none", choices=IMBALANCE)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-images", type=int)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--max-images", type=positive_int)
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--checkpoint", type=Path)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     rank, world = distributed()
     if rank > 0:
