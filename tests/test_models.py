@@ -156,11 +156,15 @@ def test_heads_match_the_task() -> None:
     assert models.head_module(create_model("vit_tiny", 7, image_size=64)).out_features == 7
 
 
-def test_missing_weights_raise_a_helpful_error_without_network(empty_caches: Path, no_network: list[str]) -> None:
+def test_missing_weights_raise_a_helpful_error_when_downloads_are_disabled(
+    empty_caches: Path, no_network: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKIN_LESION_OFFLINE", "1")  # downloads themselves: tests/test_weights_download.py
     with pytest.raises(WeightsUnavailableError) as caught:
         create_model("resnet18", 7, pretrained=True)
     message = str(caught.value)
     assert isinstance(caught.value, RuntimeError)
+    assert "downloads are disabled (SKIN_LESION_OFFLINE=1)" in message.splitlines()[0]
     for part in ("'resnet18'", RESNET18_FILE, str(empty_caches), "download", "pretrained='path/to", "pretrained=False"):
         assert part in message, part
 
@@ -326,20 +330,6 @@ def test_parameters_and_flops() -> None:
     seed = create_model("seed_cnn", 7, image_size=64)
     assert models.count_parameters(seed) == sum(p.numel() for p in seed.parameters())
     assert seed.training and models.flops_per_image(seed, 64) > 0 and seed.training
-
-
-def test_download_weights_fetches_into_the_cache(empty_caches: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fetched: list[str] = []
-
-    def fake_download(url: str, dst: str, *args, **kwargs) -> None:
-        fetched.append(url)
-        torch.save(torchvision.models.resnet18().state_dict(), dst)
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    path = models.download_weights("resnet18")
-    assert path == empty_caches / RESNET18_FILE and path.is_file()
-    assert fetched == [f"https://download.pytorch.org/models/{RESNET18_FILE}"]
-    assert models.download_weights("resnet18") == path and len(fetched) == 1
 
 
 def test_pretrained_available_finds_the_packaged_lite0_weights_and_names_missing_ones() -> None:
