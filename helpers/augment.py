@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .validate import check_bool, check_number
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -26,6 +28,19 @@ class AugmentConfig:
     brightness: float = 0.15
     contrast: float = 0.15
     saturation: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "vflip", "rot90"):
+            check_bool(f"AugmentConfig.{name}", getattr(self, name))
+        if self.crop_scale is not None:
+            if not isinstance(self.crop_scale, (tuple, list)) or len(self.crop_scale) != 2:
+                raise ValueError(f"AugmentConfig.crop_scale must be None or (low, high); got {self.crop_scale!r}")
+            low = check_number("AugmentConfig.crop_scale low", self.crop_scale[0], above_minimum=True, maximum=1.0)
+            high = check_number("AugmentConfig.crop_scale high", self.crop_scale[1], minimum=low, maximum=1.0)
+            object.__setattr__(self, "crop_scale", (low, high))  # a JSON list back to a hashable tuple
+        check_number("AugmentConfig.rotate_degrees", self.rotate_degrees, maximum=180.0)
+        for name in ("brightness", "contrast", "saturation"):  # factors are drawn from [1 - x, 1 + x]
+            check_number(f"AugmentConfig.{name}", getattr(self, name), maximum=1.0)
 
     @classmethod
     def none(cls) -> "AugmentConfig":

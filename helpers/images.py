@@ -14,6 +14,7 @@ Resize policy for HAM10000's 4:3 images (600x450, or 200x150 in the offline copy
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .errors import DataError
-from .io import atomic_path
+from .io import atomic_path, remove_stale_temporaries
 
 RESIZE_POLICIES: tuple[str, ...] = ("center_crop", "squash", "pad")
 CACHE_VERSION = 1
@@ -104,7 +105,8 @@ def cached_images(
 
     The cache file name carries a fingerprint of the sources, size and policy, so any change
     rebuilds it; it is written to a temporary file and renamed, so an interrupted build leaves
-    no half-written cache. Older caches of the same name, size and policy are removed.
+    no half-written cache, and the temporary is removed on any exception. Older caches of the same
+    name, size and policy are removed, and so are the temporaries of killed builds of them.
     """
     check_policy(policy)
     if size <= 0:
@@ -112,6 +114,7 @@ def cached_images(
     cache_dir = Path(cache_dir)
     prefix = f"{name}-{size}px-{policy}-"
     target = cache_dir / f"{prefix}{cache_fingerprint(paths, size, policy)}.npy"
+    remove_stale_temporaries(cache_dir, f"{glob.escape(prefix)}*.npy")
     if not target.exists():
         _build(paths, size, policy, target, workers, progress)
         for stale in cache_dir.glob(f"{prefix}*.npy"):

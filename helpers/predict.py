@@ -1,4 +1,10 @@
-"""Predict image files with a saved checkpoint: python -m helpers.predict --checkpoint F --images DIR_OR_FILE --out preds.csv"""
+"""Predict image files with a saved checkpoint: python -m helpers.predict --checkpoint F --images DIR_OR_FILE --out preds.csv
+
+The CSV has one row per image file: its path, a probability per class, the predicted class and an
+`error` column, empty unless the file could not be read (then it says why and the rest of the row is
+empty). Exit status: 0 when every image was predicted, 3 when some were skipped (their rows say why),
+1 when none could be (then --out is not written, and an existing one is kept as it was).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .classifier import load_checkpoint
+from .cli import EXIT_OK, EXIT_PARTIAL, add_debug_argument, run
 from .data.ham10000 import IMAGE_SUFFIXES
 from .errors import DataError
 from .images import load_resized
@@ -23,49 +30,60 @@ def image_files(target: str | Path) -> list[Path]:
     if target.is_file():
         return [target]
     if target.is_dir():
-        return sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     raise DataError(f"--images {target} is neither an image file nor a folder")
 
 
-def predict_files(checkpoint: str | Path, files: list[Path], tta: bool = False) -> tuple[pd.DataFrame, list[str]]:
-    """One row per readable file (image, p_<class>…, predicted) and one message per unreadable file."""
+def predict_files(checkpoint: str | Path, files: list[Path], tta: bool = False) -> pd.DataFrame:
+    """One row per file, in order: image, p_<class>…, predicted, and error (empty, or why the file was skipped)."""
     model, _ = load_checkpoint(checkpoint)
-    arrays, names, problems = [], [], []
-    for path in files:
+    arrays, errors = {}, {}
+    for i, path in enumerate(files):
         try:
-            arrays.append(load_resized(path, model.image_size, model.resize_policy))
-            names.append(str(path))
+            arrays[i] = load_resized(path, model.image_size, model.resize_policy)
         except DataError as err:
-            problems.append(str(err))
+            errors[i] = str(err)
     columns = [f"p_{c}" for c in model.classes]
-    if not arrays:
-        return pd.DataFrame(columns=["image", *columns, "predicted"]), problems
-    probs = predict(model, np.stack(arrays), tta=tta)
+    probs = np.full((len(files), len(columns)), np.nan)
+    read = sorted(arrays)
+    if read:
+        probs[read] = predict(model, np.stack([arrays[i] for i in read]), tta=tta)
     table = pd.DataFrame(probs, columns=columns)
-    table.insert(0, "image", names)
-    table["predicted"] = [model.classes[i] for i in probs.argmax(1)]
-    return table, problems
+    table.insert(0, "image", [str(p) for p in files])
+    table["predicted"] = [model.classes[row.argmax()] if i in arrays else "" for i, row in enumerate(probs)]
+    table["error"] = [errors.get(i, "") for i in range(len(files))]
+    return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write predictions to a CSV; unreadable images are reported by name and the rest still predicted."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.predict", description=__doc__)
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--images", required=True, type=Path, help="an image file or a folder of images")
     parser.add_argument("--out", required=True, type=Path, help="CSV to write")
     parser.add_argument("--tta", action="store_true", help="average over flips (test-time augmentation)")
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
-    try:
-        table, problems = predict_files(args.checkpoint, image_files(args.images), args.tta)
-    except (DataError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    files = image_files(args.images)
+    kept = f"{args.out} kept as it was" if args.out.exists() else f"{args.out} not written"
+    if not files:
+        raise DataError(f"--images {args.images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); {kept}")
+    table = predict_files(args.checkpoint, files, args.tta)
+    skipped = table["error"] != ""
+    for problem in table.loc[skipped, "error"]:
+        print(f"skipped: {problem}", file=sys.stderr)
+    if skipped.all():
+        raise DataError(f"none of the {len(table)} image file(s) in --images {args.images} could be read; {kept}")
     with atomic_open(args.out, "w", newline="") as handle:
         table.to_csv(handle, index=False, float_format="%.6f")
-    for problem in problems:
-        print(f"skipped: {problem}", file=sys.stderr)
-    print(f"wrote {len(table)} prediction(s) to {args.out}" + (f"; {len(problems)} image(s) unreadable" if problems else ""))
-    return 1 if problems and table.empty else 0
+    print(f"wrote {len(table)} row(s) to {args.out}: {int((~skipped).sum())} predicted"
+          + (f", {int(skipped.sum())} skipped (see their error column; exit status {EXIT_PARTIAL})" if skipped.any() else ""))
+    return EXIT_PARTIAL if skipped.any() else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write predictions to a CSV: exit 0 when all images were predicted, 3 when some were skipped, 1 when none could be."""
+    return run(_main, argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .config import check_mode
+from .images import RESIZE_POLICIES
+from .validate import check_bool, check_choice, check_int, check_number
 
 CHECK_EPOCHS = 2  # a check run's cap on every epoch count of a recipe
 
@@ -95,8 +97,35 @@ def recipe(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
     unknown = set(overrides) - set(settings)
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))} for {notebook}; known: {', '.join(settings)}")
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in given.items():
+        check_override(f"{notebook} parameter {key}", value, settings[key])
+    settings.update(given)
     return check_settings(notebook, settings) if check_mode() else settings
+
+
+def check_override(name: str, value: Any, default: Any) -> None:
+    """ValueError naming the parameter when an override does not fit the kind of the recipe's own value.
+
+    Whole numbers stay whole and >= 1 (seeds >= 0), other numbers >= 0 (fractions in (0, 1]), switches
+    True or False, lists non-empty lists of such values, a resize policy one of the known ones.
+    """
+    key = name.rsplit(" ", 1)[-1]
+    if key.endswith("policy"):
+        check_choice(name, value, RESIZE_POLICIES)
+    elif isinstance(default, bool):
+        check_bool(name, value)
+    elif isinstance(default, int):
+        check_int(name, value, minimum=0 if key in ("seed", "seeds") or key.endswith("_seed") else 1)
+    elif isinstance(default, float):
+        check_number(name, value, above_minimum="fraction" in key, maximum=1.0 if "fraction" in key else None)
+    elif isinstance(default, str) and (not isinstance(value, str) or not value):
+        raise ValueError(f"{name} must be a non-empty string; got {value!r}")
+    elif isinstance(default, list):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{name} must be a non-empty list; got {value!r}")
+        for item in value if default else ():
+            check_override(name, item, default[0])
 
 
 def preset_models(preset: str) -> list[tuple[str, int]]:

@@ -206,7 +206,8 @@ def test_predict_cli_on_an_efficientnet_binary_checkpoint(folder: Path, tmp_path
     assert predict_main(["--checkpoint", str(checkpoint), "--images", str(folder / "test"), "--out", str(out)]) == 0
     table = pd.read_csv(out)
     files = sorted(p for p in (folder / "test").rglob("*.jpg"))
-    assert list(table.columns) == ["image", "p_benign", "p_malignant", "predicted"] and len(table) == len(files)
+    assert list(table.columns) == ["image", "p_benign", "p_malignant", "predicted", "error"] and len(table) == len(files)
+    assert table["error"].isna().all()  # every image was read
     np.testing.assert_allclose(table[["p_benign", "p_malignant"]].sum(axis=1), 1.0, atol=1e-5)
     from helpers.images import load_resized
 

@@ -171,11 +171,12 @@ def test_predict_cli_reports_corrupt_images(trained: tuple, tmp_path: Path, synt
     (folder / "broken.jpg").write_bytes(b"not an image")
     Image.new("RGBA", (40, 30), (200, 100, 50, 255)).save(folder / "rgba.png")
     out = tmp_path / "preds.csv"
-    assert predict_main(["--checkpoint", str(result.checkpoint), "--images", str(folder), "--out", str(out), "--tta"]) == 0
+    assert predict_main(["--checkpoint", str(result.checkpoint), "--images", str(folder), "--out", str(out), "--tta"]) == 3
     table = pd.read_csv(out)
-    assert len(table) == 4 and not table["image"].str.contains("broken").any()
-    assert list(table.columns) == ["image", *[f"p_{c}" for c in ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]], "predicted"]
-    np.testing.assert_allclose(table.filter(like="p_").sum(axis=1), 1.0, atol=1e-4)
+    assert len(table) == 5 and table["error"].notna().tolist() == table["image"].str.contains("broken").tolist()
+    assert list(table.columns) == ["image", *[f"p_{c}" for c in ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]],
+                                   "predicted", "error"]
+    np.testing.assert_allclose(table[table["error"].isna()].filter(like="p_").sum(axis=1), 1.0, atol=1e-4)
     assert "broken.jpg" in capsys.readouterr().err
 
 

@@ -43,6 +43,8 @@ def read_metadata(csv_path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{csv_path} lacks the column(s) {', '.join(missing)}; found {', '.join(table.columns)}")
+    if table.empty:
+        raise DataError(f"{csv_path} has a header but no rows: it lists no images")
     table = table.apply(lambda col: col.str.strip())
     _check_values(table, csv_path)
     return _typed(table)
