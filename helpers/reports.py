@@ -1,11 +1,14 @@
-"""Run the notebook series with papermill into HTML reports, metrics JSON and an index page.
+"""Run the notebook series with papermill into HTML reports, executed notebooks, metrics JSON and an index page.
 
 Real-data runs write to reports/; runs on the synthetic demo set write to reports/demo/ (git-ignored),
-so a demo never replaces a report made from real data. Every file is written to a temporary
+so a demo never replaces a report made from real data. Each notebook gives reports/NN_name.html and,
+beside it, the executed notebook reports/NN_name.ipynb (papermill's output, injected-parameters cell
+kept; PNG outputs above 150 kB as JPEG in both). Every file is written to a temporary
 name and renamed on success: a failed notebook keeps its last good report and shows a failed row.
 Metrics that break the JSON contract (helpers.results.validate_metrics) fail the run the same way.
-After a real-data run the README's results table is regenerated (`python -m helpers.reports --readme`
-does only that).
+After a run the site is rebuilt (helpers.site: each report's header and contents, index.html;
+`python -m helpers.reports --site` does only that, running nothing), and after a real-data run the
+README's results table is regenerated (`python -m helpers.reports --readme` does only that).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import Any
 from .config import CHECK_ENV, CHECK_MAX_IMAGES
 from .data.source import MODELS_ENV, display_path, project_root, resolve_data_source
 from .io import atomic_open, write_json
-from .results import load_metrics, model_headline, validate_metrics, write_readme_results
+from .results import validate_metrics, write_readme_results
+from .site import RUNS_FILE, build_site, load_runs, notebook_images_to_jpeg, offline
+from .site import series_time  # noqa: F401 - part of this module's interface since before helpers.site
 
 METRICS_ENV = "SKIN_LESION_METRICS_OUT"
-RUNS_FILE = "runs.json"
+HIDDEN_CELL_TAGS = ("injected-parameters", "colab-bootstrap")  # in the HTML only: the .ipynb keeps every cell
 
 
 def notebooks_in(folder: Path) -> list[Path]:
@@ -64,7 +69,7 @@ def metrics_header(config: Any, notebook: str, n_images: int, split: str, starte
 
 
 def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: int | None = None) -> dict[str, Any]:
-    """Execute one notebook into out_dir/<name>.html and out_dir/metrics/<name>.json; return its run record."""
+    """Execute one notebook into out_dir/<name>.html, <name>.ipynb and metrics/<name>.json; return its run record."""
     import papermill
 
     name = notebook.stem
@@ -88,8 +93,11 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: 
             problems = handed_metrics_problems(metrics_tmp, name) if record["status"] == "ok" else []
             if problems:  # refuse metrics that break the contract, as a failed run
                 record.update(status="failed", error="metrics break the JSON contract: " + "; ".join(problems))
-            html_text = to_html(executed) if executed.exists() else f"<pre>{html.escape(record.get('error', ''))}</pre>"
+            kept = published_notebook(executed, notebook, out_dir / notebook.name) if executed.exists() else None
+            html_text = to_html(kept) if kept is not None else f"<pre>{html.escape(record.get('error', ''))}</pre>"
         if record["status"] == "ok":
+            if kept is not None:
+                write_notebook(kept, out_dir / f"{name}.ipynb")
             with atomic_open(out_dir / f"{name}.html", "w", encoding="utf-8") as handle:
                 handle.write(html_text)
             if metrics_tmp.exists():
@@ -115,19 +123,42 @@ def handed_metrics_problems(path: Path, name: str) -> list[str]:
     return validate_metrics(metrics, name)
 
 
-def to_html(executed: Path) -> str:
-    """Export an executed notebook to HTML: papermill's injected-parameters cell hidden, progress bars collapsed."""
+def published_notebook(executed: Path, source: Path, target: Path) -> Any:
+    """papermill's output notebook as published: large PNG outputs as JPEG, papermill's paths relative to the project."""
+    import nbformat
+
+    node = nbformat.read(str(executed), as_version=4)
+    notebook_images_to_jpeg(node)
+    paths = node.metadata.get("papermill")
+    if paths is not None:  # absolute paths of this machine and a scratch folder: name the project's files instead
+        paths["input_path"] = display_path(source)
+        paths["output_path"] = display_path(target)
+    return node
+
+
+def write_notebook(node: Any, path: Path) -> None:
+    """Write a notebook node to path atomically, the project's absolute path removed from its outputs."""
+    import nbformat
+
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write(without_machine_paths(nbformat.writes(node)))
+
+
+def to_html(executed: Path | Any) -> str:
+    """Export an executed notebook (a path or a node) to self-contained HTML: injected-parameters and Colab setup
+    cells hidden, progress bars collapsed, no script or stylesheet from the network (the site header comes later)."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config as TraitletsConfig
 
     settings = TraitletsConfig()
     settings.TagRemovePreprocessor.enabled = True
-    settings.TagRemovePreprocessor.remove_cell_tags = ("injected-parameters",)
+    settings.TagRemovePreprocessor.remove_cell_tags = HIDDEN_CELL_TAGS
     settings.CoalesceStreamsPreprocessor.enabled = True  # a progress bar shows its final state, not every redraw
     exporter = HTMLExporter(config=settings)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
-    return without_machine_paths(body)
+    node = nbformat.read(str(executed), as_version=4) if isinstance(executed, (str, Path)) else executed
+    body, _ = exporter.from_notebook_node(node)
+    return offline(without_machine_paths(body))
 
 
 def without_machine_paths(text: str, root: Path | None = None) -> str:
@@ -143,66 +174,6 @@ def _error_line(err: Exception) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def load_runs(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """The latest run record of each notebook in out_dir (empty if none yet)."""
-    path = out_dir / RUNS_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def headline(metrics: dict[str, Any]) -> str:
-    """The best model's test metrics (balanced accuracy with its 95% CI first), or the notebook's own summary, as HTML."""
-    models = metrics.get("models") or {}
-    return html.escape(model_headline(models) if models else str(metrics.get("headline", "")))
-
-
-def series_time(runs: dict[str, Any], notebooks: list[str]) -> str:
-    """The summed wall time of the notebooks' latest successful runs, and which presets those runs used."""
-    done = [runs[name] for name in notebooks if runs.get(name, {}).get("status") == "ok"]
-    seconds = sum(run["wall_time_s"] for run in done)
-    presets = sorted({run.get("parameters", {}).get("preset", "auto") for run in done})
-    return (f"{len(done)} of {len(notebooks)} notebooks ran; their latest successful runs took {seconds:,.0f} s "
-            f"({seconds / 60:.1f} min) in all, preset {' + '.join(presets) or '-'}")
-
-
-def write_index(out_dir: Path, notebooks: list[str]) -> Path:
-    """Write out_dir/index.html: one row per notebook with status, preset, data, hardware, time, metrics."""
-    runs, metrics = load_runs(out_dir), load_metrics(out_dir)
-    rows = []
-    for name in notebooks:
-        run, result = runs.get(name, {}), metrics.get(name, {})
-        status = run.get("status", "not run")
-        link = f'<a href="{name}.html">{name}</a>' if (out_dir / f"{name}.html").exists() else name
-        if status == "failed":
-            link += f' (<a href="{name}.failed.html">failed run</a>)'
-        cells = [link, f'<span class="{status}">{status}</span>', result.get("preset", ""),
-                 result.get("data_source", ""), result.get("device_name", result.get("device", "")),
-                 f"{result.get('wall_time_s', run.get('wall_time_s', '')):}", headline(result),
-                 html.escape(run.get("error", "")[:300])]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    rows.append(f"<tr><td><b>series</b></td><td colspan='7'>{html.escape(series_time(runs, notebooks))}</td></tr>")
-    demo = "demo" in out_dir.parts[-1:]
-    page = _INDEX.format(
-        title="Skin-lesion course reports" + (" (SYNTHETIC DEMO DATA)" if demo else ""),
-        warning=("<p class='warn'>These reports ran on the built-in synthetic demo set, not on real "
-                 "skin images: their numbers demonstrate the pipeline only.</p>" if demo else ""),
-        rows="\n".join(rows), created=_now(),
-    )
-    with atomic_open(out_dir / "index.html", "w", encoding="utf-8") as handle:
-        handle.write(page)
-    return out_dir / "index.html"
-
-
-_INDEX = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:2em}} td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}
-table{{border-collapse:collapse}} .ok{{color:#070}} .failed{{color:#b00;font-weight:bold}} .warn{{color:#b00;font-weight:bold}}</style>
-</head><body><h1>{title}</h1>{warning}
-<table><tr><th>notebook</th><th>status</th><th>preset</th><th>data</th><th>hardware</th><th>wall time (s)</th><th>headline (test split)</th><th>error</th></tr>
-{rows}
-</table><p>Index written {created}.</p></body></html>
-"""
 
 
 def run_series(preset: str | None = None, only: list[str] | None = None, notebooks_dir: Path | None = None,
@@ -238,11 +209,18 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
         write_json(runs, out_dir / RUNS_FILE)
         failures += record["status"] != "ok"
         print(f"  {record['status']} in {record['wall_time_s']} s" + (f": {record.get('error', '')[:500]}" if record["status"] != "ok" else ""))
-    index = write_index(out_dir, [nb.stem for nb in notebooks_in(notebooks_dir or root / "notebooks")])
-    print(f"index: {index}")
-    if not source.synthetic and not check:
+    real = not source.synthetic and not check
+    site(out_dir, [nb.stem for nb in notebooks_in(notebooks_dir or root / "notebooks")], root / "README.md" if real else None)
+    if real:
         update_readme(root / "README.md", out_dir)
     return failures
+
+
+def site(out_dir: Path, notebooks: list[str], readme: Path | None) -> list[Path]:
+    """Rebuild the site in out_dir (headers, contents, index.html) and say what changed; runs nothing."""
+    changed = build_site(out_dir, notebooks, readme)
+    print(f"site in {display_path(out_dir)}: " + (", ".join(p.name for p in changed) + " rebuilt" if changed else "up to date"))
+    return changed
 
 
 def update_readme(readme: Path, reports_dir: Path) -> bool:
@@ -261,7 +239,7 @@ def update_readme(readme: Path, reports_dir: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: python -m helpers.reports [--preset P] [--only 01 02] [--timeout S] | --readme."""
+    """Command line: python -m helpers.reports [--preset P] [--only 01 02] [--timeout S] | --readme | --site."""
     from .cli import run
 
     return run(_main, argv)
@@ -279,11 +257,19 @@ def _main(argv: list[str]) -> int:
                              "dozen images, 2 epochs per training; output under reports/check/ only")
     parser.add_argument("--readme", action="store_true",
                         help="only regenerate README.md's results table from reports/metrics/*.json (runs no notebook)")
+    parser.add_argument("--site", action="store_true",
+                        help="only rebuild the reports' headers, contents and index.html from what reports/ holds "
+                             "(runs no notebook; with --check: reports/check/)")
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.readme:
         root = project_root()
         return 0 if update_readme(root / "README.md", report_dir(False, root)) else 1
+    if args.site:
+        root = project_root()
+        site(report_dir(False, root, args.check), [nb.stem for nb in notebooks_in(root / "notebooks")],
+             None if args.check else root / "README.md")
+        return 0
     failures = run_series(args.preset, args.only, timeout=args.timeout, check=args.check)
     return 1 if failures else 0
 

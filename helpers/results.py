@@ -1,8 +1,20 @@
-"""The metrics JSON contract every notebook follows, and the README results table generated from those JSON files.
+"""The metrics JSON contract every notebook follows, the README results table generated from those JSON files,
+and what the reports index shows as each notebook's headline.
 
 A notebook hands its metrics to the report runner (helpers.reports), which publishes them as
 reports/metrics/<notebook>.json only when `validate_metrics` finds no problem. The README's results
 section is regenerated from those files (`python -m helpers.reports --readme`), never edited by hand.
+
+Two optional top-level keys feed the reports index (helpers.site):
+
+- `"summary"`: one line of text saying what the notebook shows;
+- `"headline"`: either `{"model": <a key of models>, "metric": "balanced_accuracy", "test_set": "<human name of
+  the test set>"}` (metric optional, any metric of that model's entry; test_set required), or a plain-text line
+  for a notebook whose point is not one model's score (01's data overview, 02's leak measurement).
+
+Without a declaration `index_headline` falls back to the best balanced accuracy among the models on the
+notebook's main test set: the test set with the most test images (`model_splits[model]`, else `split`),
+never ranking models tested on different sets.
 """
 
 from __future__ import annotations
@@ -11,7 +23,9 @@ import datetime as dt
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +46,15 @@ RESULTS_END = "<!-- results:end -->"
 README_COMMAND = "python -m helpers.reports --readme"
 NO_VALUE = "–"
 _ABSENT = object()
+HEADLINE_METRIC = "balanced_accuracy"
+METRIC_NAMES = {"balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "macro_f1": "macro F1",
+                "macro_auc": "macro AUC", "auc": "AUC", "sensitivity": "sensitivity", "specificity": "specificity"}
+DATA_NAMES = {"ham10000": "HAM10000", "melanoma10k": "melanoma10k", "synthetic": "synthetic demo set"}
+SPLIT_NAMES = {"lesion_disjoint": "lesion-disjoint test split", "image_level": "image-level test split",
+               "dermamnist_official": "official DermaMNIST test split"}
+GOALS_START = "<!-- goals:start -->"
+GOALS_END = "<!-- goals:end -->"
+GOAL_COLUMNS = ("notebook", "goal", "reached", "met?")
 
 # ---------------------------------------------------------------- the contract
 
@@ -46,7 +69,35 @@ def validate_metrics(metrics: Any, name: str) -> list[str]:
         return problems + [_wrong("models", models, "a mapping from model name to its metrics")]
     for model, entry in models.items():
         problems += [f"models[{model!r}]: {problem}" for problem in _model_problems(entry)]
+    problems += _index_problems(metrics, models)
     return problems + (_scaling_problems(metrics) if name == "06_scaling_study" else [])
+
+
+def _index_problems(metrics: Mapping[str, Any], models: Mapping[str, Any]) -> list[str]:
+    """Problems in the optional keys the reports index reads: summary (one line) and headline (text or a declaration)."""
+    problems = []
+    summary = metrics.get("summary", _ABSENT)
+    if summary is not _ABSENT and not (_is_text(summary) and "\n" not in summary.strip()):
+        problems.append(_wrong("summary", summary, "one non-empty line of text"))
+    headline = metrics.get("headline", _ABSENT)
+    if isinstance(headline, Mapping):
+        problems += [f"headline: {problem}" for problem in _declared_headline_problems(headline, models)]
+    elif headline is not _ABSENT and not _is_text(headline):
+        problems.append(_wrong("headline", headline, 'a line of text or {"model": …, "metric": …, "test_set": …}'))
+    return problems
+
+
+def _declared_headline_problems(headline: Mapping[str, Any], models: Mapping[str, Any]) -> list[str]:
+    """Problems in a headline declaration: model a key of models, metric a number of its entry, test_set a name."""
+    model, metric = headline.get("model", _ABSENT), headline.get("metric", HEADLINE_METRIC)
+    if model not in models:
+        return [_wrong("model", model, f"a key of models ({', '.join(map(repr, models)) or 'there are none'})")]
+    problems = []
+    if metric not in METRIC_NAMES or not _is_number((models[model] or {}).get(metric)):
+        problems.append(_wrong("metric", metric, f"a metric with a value in models[{model!r}]"))
+    if not _is_text(headline.get("test_set")):
+        problems.append(_wrong("test_set", headline.get("test_set", _ABSENT), "the test set's name, for readers"))
+    return problems
 
 
 def _header_problems(metrics: Mapping[str, Any], name: str) -> list[str]:
@@ -213,11 +264,109 @@ def best_model(models: Mapping[str, Mapping[str, Any]]) -> tuple[str, Mapping[st
 def model_headline(models: Mapping[str, Mapping[str, Any]]) -> str:
     """One line of the best model's test metrics, balanced accuracy first with its 95% CI."""
     name, entry = best_model(models)
-    auc_name = "AUC" if _is_binary(entry) else "macro AUC"
-    text = (f"{name}: balanced accuracy {fmt(entry.get('balanced_accuracy'))} "
-            f"(95% CI {fmt_ci(entry, 'balanced_accuracy')}), accuracy {fmt(entry.get('accuracy'))}, "
-            f"{auc_name} {fmt(auc_of(entry))}, n_test {entry.get('n_test', NO_VALUE)}")
-    return text + (f" (best of {len(models)} models)" if len(models) > 1 else "")
+    return model_line(name, entry) + (f" (best of {len(models)} models)" if len(models) > 1 else "")
+
+
+def model_line(name: str, entry: Mapping[str, Any], metric: str = HEADLINE_METRIC) -> str:
+    """One line of a model's test metrics: `metric` first with its 95% CI, then the others and n_test."""
+    auc_key = "auc" if _is_binary(entry) else "macro_auc"
+    others = [key for key in ("balanced_accuracy", "accuracy", auc_key) if key != metric]
+    parts = [f"{METRIC_NAMES.get(metric, metric)} {fmt(entry.get(metric))} (95% CI {fmt_ci(entry, metric)})"]
+    parts += [f"{METRIC_NAMES[key]} {fmt(entry.get(key))}" for key in others]
+    return f"{name}: {', '.join(parts)}, n_test {entry.get('n_test', NO_VALUE)}"
+
+
+# ---------------------------------------------------------------- the index headline
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A notebook's headline on the index: one line, and the model and test set behind it (None for a text line)."""
+
+    text: str
+    model: str | None = None
+    test_set: str | None = None
+    n_test: int | None = None
+    declared: bool = False
+
+
+def test_set_name(metrics: Mapping[str, Any], model: str) -> str:
+    """The name of the test set a model was measured on: model_splits[model], else the data source and split."""
+    named = (metrics.get("model_splits") or {}).get(model)
+    if _is_text(named):
+        return named
+    source, split = str(metrics.get("data_source", "")), str(metrics.get("split", ""))
+    return f"{DATA_NAMES.get(source, source)} {SPLIT_NAMES.get(split, split)}".strip()
+
+
+def main_test_models(metrics: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The models measured on the notebook's main test set: the one with the most test images (the first on a tie)."""
+    by_set: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for name, entry in (metrics.get("models") or {}).items():
+        if isinstance(entry, Mapping):
+            by_set.setdefault(test_set_name(metrics, name), {})[name] = entry
+    if not by_set:
+        return {}
+    return max(by_set.values(), key=lambda group: max(_count_or_zero(e.get("n_test")) for e in group.values()))
+
+
+def index_headline(metrics: Mapping[str, Any]) -> Headline | None:
+    """The headline the index shows: the declared model, else a text headline, else the best on the main test set."""
+    models, declared = metrics.get("models") or {}, metrics.get("headline")
+    if isinstance(declared, Mapping) and declared.get("model") in models:
+        name, metric = declared["model"], declared.get("metric", HEADLINE_METRIC)
+        entry = models[name]
+        return Headline(model_line(name, entry, metric), name, declared.get("test_set") or test_set_name(metrics, name),
+                        entry.get("n_test"), declared=True)
+    if _is_text(declared):
+        return Headline(declared.strip())
+    group = main_test_models(metrics)
+    if not group:
+        return None
+    name, entry = best_model(group)
+    return Headline(model_headline(group), name, test_set_name(metrics, name), entry.get("n_test"))
+
+
+def _count_or_zero(value: Any) -> int:
+    return value if _is_count(value) else 0
+
+
+# ---------------------------------------------------------------- the README goals table
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One row of the README's goals table: the notebook's number (or "all"), the goal, what was reached, met?."""
+
+    notebook: str
+    goal: str
+    reached: str
+    met: str
+
+    @property
+    def status(self) -> str:
+        """met, not-met or partly, from how the met? cell starts."""
+        text = self.met.strip().lower()
+        return "met" if text.startswith("yes") else "not-met" if text.startswith("no") else "partly"
+
+
+def read_goals(readme: Path) -> list[Goal]:
+    """The rows of the goals table between the README's goals markers (columns notebook | goal | reached | met?)."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(GOALS_START), text.find(GOALS_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme.name}: no goals table between {GOALS_START} and {GOALS_END}")
+    lines = [line.strip() for line in text[start + len(GOALS_START):end].splitlines() if line.strip().startswith("|")]
+    rows = [_table_cells(line) for line in lines if not re.fullmatch(r"\|[\s:|-]*\|?", line)]
+    if not rows or [cell.split(" (")[0].lower() for cell in rows[0]] != list(GOAL_COLUMNS):
+        raise ValueError(f"{readme.name}: the goals table needs the columns {' | '.join(GOAL_COLUMNS)}")
+    return [Goal(*cells) for cells in rows[1:] if len(cells) == len(GOAL_COLUMNS)]
+
+
+def _table_cells(line: str) -> list[str]:
+    """The cells of a markdown table row (escaped pipes kept inside cells)."""
+    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+    return [cell.strip().replace("\\|", "|") for cell in cells]
 
 
 # ---------------------------------------------------------------- the README results table

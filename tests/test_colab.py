@@ -109,7 +109,8 @@ def bootstrap_cell(path: Path) -> str:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No data, Kaggle, Colab or fork variables; whatever a test's code sets is undone afterwards."""
     for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so a value the code sets later is undone too
+        monkeypatch.delenv(name)
 
 
 # --- the generated cells and badges -----------------------------------------------------------------------------
