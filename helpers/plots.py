@@ -388,10 +388,60 @@ def grouped_accuracy(table: pd.DataFrame, group: str = "test images", hue: str =
 # ---------------------------------------------------------------- scaling study (notebook 06)
 
 
+_ARM_PALETTE = sns.color_palette("tab10") + sns.color_palette("Dark2") + sns.color_palette("Set1")
+_ARM_COLOURS: dict[str, tuple[float, float, float]] = {}
+
+
 def _arm_colours(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per arm, stable for a given set of arm labels."""
-    labels = sorted(set(labels))
-    return dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))))
+    """One colour per arm, the same in every plot of a session: an arm takes the next free colour when first drawn.
+
+    So a plot of a few arms (pretrained vs from scratch) keeps the colours the full plots gave them.
+    """
+    for label in sorted(set(labels) - set(_ARM_COLOURS)):
+        _ARM_COLOURS[label] = _ARM_PALETTE[len(_ARM_COLOURS) % len(_ARM_PALETTE)]
+    return {label: _ARM_COLOURS[label] for label in set(labels)}
+
+
+def compact_number(value: float) -> str:
+    """A tick label for counts spanning decades: 500, 2k, 10k, 3M, 1.5G, 2T, 100P."""
+    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def count_ticks(low: float, high: float) -> list[float]:
+    """Log-axis ticks that never crowd: powers of ten over more than 3 decades, else 1-2-5, else 1…9 per decade."""
+    low, high = sorted((max(low, 1e-300), max(high, 1e-300)))
+    options = ([(1,)] if np.log10(high / low) > 3 else []) + [(1, 2, 5), tuple(range(1, 10))]
+    decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    ticks: list[float] = []
+    for subs in options:
+        ticks = [m * 10.0 ** e for e in decades for m in subs if low <= m * 10.0 ** e <= high * (1 + 1e-9)]
+        if len(ticks) >= 2:
+            break
+    return ticks
+
+
+def _log_count_axis(axis: plt.Axes) -> None:
+    """A log axis of counts with count_ticks labelled in compact numbers (500, 2k, 5M), minor ticks unlabelled."""
+    from matplotlib.ticker import Locator, NullFormatter
+
+    class CountLocator(Locator):
+        def __call__(self) -> list[float]:
+            return self.tick_values(*self.axis.get_view_interval())
+
+        def tick_values(self, vmin: float, vmax: float) -> list[float]:
+            return count_ticks(vmin, vmax)
+
+    axis.set_major_locator(CountLocator())
+    axis.set_major_formatter(plt.FuncFormatter(lambda v, _: compact_number(v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _legend_outside(ax: plt.Axes) -> None:
+    """The legend to the right of the axes, where it hides no point (the figure grows to hold it)."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
 
 
 def scaling_error(table: pd.DataFrame, fits: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
@@ -413,11 +463,12 @@ def scaling_error(table: pd.DataFrame, fits: pd.DataFrame, ax: plt.Axes | None =
             ax.plot(n, fitted_error(fit, n), "--", color=colour, lw=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _log_count_axis(ax.xaxis)
     ax.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:.2f}"))
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.2f}"))
     ax.set(xlabel="training images n (log)", ylabel="test error = 1 − balanced accuracy (log)",
            title="Error vs training-set size, fitted a·n^(−b) + c (dashed)")
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     ax.grid(alpha=0.3, which="both")
     return ax
 
@@ -432,9 +483,10 @@ def scaling_metric(table: pd.DataFrame, metric: str = "balanced_accuracy", x: st
         ax.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
                     marker="o", capsize=3, color=colours[label], label=label)
     ax.set_xscale("log")
+    _log_count_axis(ax.xaxis)
     ax.set(xlabel=x.replace("_", " ") + " (log)", ylabel=f"test {metric.replace('_', ' ')}",
            title=title or f"Test {metric.replace('_', ' ')} vs {x.replace('_', ' ')} (bars: range over seeds)")
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     ax.grid(alpha=0.3, which="both")
     return ax
 
@@ -446,8 +498,9 @@ def scaling_cost(table: pd.DataFrame, x: str, metric: str = "balanced_accuracy",
     for label, rows in table.groupby("label", sort=False):
         ax.scatter(rows[x], rows[metric], s=15 + 60 * rows["fraction"], alpha=0.75, color=colours[label], label=label)
     ax.set_xscale("log")
+    _log_count_axis(ax.xaxis)
     ax.set(xlabel=x.replace("_", " ") + " (log)", ylabel=f"test {metric.replace('_', ' ')}",
            title=f"{metric.replace('_', ' ').capitalize()} vs {x.replace('_', ' ')} (bigger marker: more data)")
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     ax.grid(alpha=0.3, which="both")
     return ax

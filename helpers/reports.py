@@ -27,8 +27,8 @@ from typing import Any
 from .config import CHECK_ENV, CHECK_MAX_IMAGES
 from .data.source import MODELS_ENV, display_path, project_root, resolve_data_source
 from .io import atomic_open, write_json
-from .results import validate_metrics, write_readme_results
-from .site import RUNS_FILE, build_site, load_runs, notebook_images_to_jpeg, offline
+from .results import read_goals, validate_metrics, write_readme_results
+from .site import RUNS_FILE, as_document, build_site, load_runs, notebook_images_to_jpeg, offline
 from .site import series_time  # noqa: F401 - part of this module's interface since before helpers.site
 
 METRICS_ENV = "SKIN_LESION_METRICS_OUT"
@@ -94,7 +94,8 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: 
             if problems:  # refuse metrics that break the contract, as a failed run
                 record.update(status="failed", error="metrics break the JSON contract: " + "; ".join(problems))
             kept = published_notebook(executed, notebook, out_dir / notebook.name) if executed.exists() else None
-            html_text = to_html(kept) if kept is not None else f"<pre>{html.escape(record.get('error', ''))}</pre>"
+            html_text = (to_html(kept) if kept is not None
+                         else as_document(f"<pre>{html.escape(record.get('error', ''))}</pre>", f"{name} (failed run)"))
         if record["status"] == "ok":
             if kept is not None:
                 write_notebook(kept, out_dir / f"{name}.ipynb")
@@ -217,8 +218,14 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
 
 
 def site(out_dir: Path, notebooks: list[str], readme: Path | None) -> list[Path]:
-    """Rebuild the site in out_dir (headers, contents, index.html) and say what changed; runs nothing."""
-    changed = build_site(out_dir, notebooks, readme)
+    """Rebuild the site in out_dir (headers, contents, index.html; goals from readme) and say what changed; runs nothing."""
+    goals = []
+    if readme is not None:
+        try:
+            goals = read_goals(readme)
+        except (OSError, ValueError) as err:
+            print(f"goals not shown on the index: {err}")
+    changed = build_site(out_dir, notebooks, goals)
     print(f"site in {display_path(out_dir)}: " + (", ".join(p.name for p in changed) + " rebuilt" if changed else "up to date"))
     return changed
 
