@@ -24,12 +24,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from helpers.classifier import build_classifier
 from helpers.config import hardware_description
 from helpers.data import DX_CLASSES, load_ham10000
-from helpers.images import cached_images
+from helpers.data.images import cached_images
+from helpers.data.tensors import ImageData
+from helpers.models import build_classifier
 from helpers.precision import resolve_amp
-from helpers.train import ImageData, TrainConfig, fit
+from helpers.train import TrainConfig, fit
 
 
 class SeedStyleDataset(Dataset):
@@ -94,7 +95,7 @@ def main() -> None:
     """Run both pipelines and print images per second and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="HAM10000-layout folder")
-    parser.add_argument("--model", default="seed_cnn")
+    parser.add_argument("--model", default="reference_cnn")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--images", type=int, help="use only the first K images (default: all)")

@@ -44,7 +44,7 @@ class AugmentConfig:
 
     @classmethod
     def none(cls) -> "AugmentConfig":
-        """No augmentation at all (the seed recipes)."""
+        """No augmentation at all (the reference notebooks' recipes)."""
         return cls(False, False, False, None, 0.0, 0.0, 0.0, 0.0)
 
     def only(self, name: str) -> "AugmentConfig":

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError, DataError, WeightsUnavailableError
 from .validate import check_int, check_number
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -43,13 +43,13 @@ def run(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
         except Exception as err:  # noqa: BLE001 - a command line never ends in a traceback
             if debug:
                 raise
-            print(f"error: {describe(err)}", file=sys.stderr)
+            print(f"error: {error_line(err)}", file=sys.stderr)
             return EXIT_ERROR
 
 
-def describe(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
     """One line for a failure: the message of a known error, else its type and a hint to rerun with --debug."""
-    if isinstance(err, (DataError, CheckpointError, ValueError)) or _is_weights_error(err):
+    if isinstance(err, (DataError, CheckpointError, ValueError, WeightsUnavailableError)):
         text = str(err)
     elif isinstance(err, OSError) and err.filename is not None:
         text = f"{err.strerror or err}: {err.filename}"
@@ -58,11 +58,6 @@ def describe(err: BaseException) -> str:
     else:
         text = f"{type(err).__name__}: {err} (unexpected; rerun with {DEBUG_FLAG} for the traceback)"
     return re.sub(r"\s*\n\s*", " ", text).strip() or type(err).__name__
-
-
-def _is_weights_error(err: BaseException) -> bool:
-    models = sys.modules.get("helpers.models")  # only that module raises it: no need to import torch here
-    return models is not None and isinstance(err, models.WeightsUnavailableError)
 
 
 @contextlib.contextmanager
@@ -101,4 +96,3 @@ def _argument_type(check: Callable[..., Any], convert: Callable[[str], Any], **l
 positive_int = _argument_type(check_int, int, minimum=1)
 non_negative_int = _argument_type(check_int, int, minimum=0)
 positive_float = _argument_type(check_number, float, above_minimum=True)
-non_negative_float = _argument_type(check_number, float)

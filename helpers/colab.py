@@ -19,19 +19,17 @@ from pathlib import Path
 
 import nbformat
 
-from .data.download import METADATA_FILENAME, DownloadError, download_ham10000
-from .data.melanoma import ENV_VAR as MELANOMA_ENV
+from .data.download import DownloadError, download_ham10000
+from .data.ham10000 import METADATA_NAME
 from .data.melanoma import FOLDER_NAME as MELANOMA_FOLDER
-from .data.source import ENV_VAR as HAM10000_ENV
-from .data.source import data_home, project_root
+from .data.melanoma import MELANOMA10K_ENV
+from .data.source import DERMAMNIST_ENV, DERMAMNIST_FILE, HAM10000_ENV, data_home, project_root
 from .io import atomic_open
 
 REPO_ENV = "SKIN_LESION_REPO"
 REF_ENV = "SKIN_LESION_REF"
 DRIVE_ENV = "SKIN_LESION_DRIVE_DIR"
 DOWNLOAD_ENV = "SKIN_LESION_DOWNLOAD"
-DERMAMNIST_ENV = "DERMAMNIST_SPLIT_CSV"  # helpers.dataset.DERMAMNIST_ENV, not imported here because it pulls in torch
-DERMAMNIST_FILE = "dermamnist_split.csv"
 DEFAULT_REF = "main"
 BOOTSTRAP_TAG = "colab-bootstrap"
 CLONE_FOLDER = "skin-lesion-course"
@@ -221,7 +219,7 @@ def _find_or_fetch_ham10000(store: Path, choice: str | None, kaggle_folders: lis
 
 def _holds_ham10000(folder: Path) -> bool:
     """True when folder or one of its subfolders holds the metadata CSV (no deep search: Drive lists slowly)."""
-    return (folder / METADATA_FILENAME).is_file() or any(folder.glob(f"*/{METADATA_FILENAME}"))
+    return (folder / METADATA_NAME).is_file() or any(folder.glob(f"*/{METADATA_NAME}"))
 
 
 def _download(target: Path, source: str) -> Path | None:
@@ -293,7 +291,7 @@ def no_data_message(store: Path, note: str = "", lead: str | None = None) -> str
 def _optional_data(store: Path) -> dict[str, str]:
     """Point MELANOMA10K_DIR and DERMAMNIST_SPLIT_CSV at store's copies; a one-line hint for each one missing."""
     found = {}
-    for env, path, notebook, dataset in ((MELANOMA_ENV, store / MELANOMA_FOLDER, "05", "melanoma10k"),
+    for env, path, notebook, dataset in ((MELANOMA10K_ENV, store / MELANOMA_FOLDER, "05", "melanoma10k"),
                                          (DERMAMNIST_ENV, store / DERMAMNIST_FILE, "04", "dermamnist-split")):
         if os.environ.get(env):
             found[env] = os.environ[env]

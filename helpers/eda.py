@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .data.images import load_resized
 from .data.labels import DX_CLASSES, MALIGNANT_DX
 from .errors import DataError
-from .images import load_resized
 
 MASK_SUFFIX = "_segmentation.png"
 MISSING_VALUES = ("unknown", "")
@@ -157,7 +157,7 @@ def mask_stats(index: pd.DataFrame, masks: dict[str, Path]) -> pd.DataFrame:
                       pd.DataFrame(stats, columns=["area_share", "touches_border", "kept_by_center_crop"])], axis=1)
 
 
-def summary(index: pd.DataFrame) -> dict[str, Any]:
+def data_summary(index: pd.DataFrame) -> dict[str, Any]:
     """Headline numbers of the data for the metrics JSON: classes, lesions, imbalance, missing metadata."""
     counts = index["dx"].value_counts().reindex(_present_classes(index))
     sizes = index.groupby("lesion_id").size()

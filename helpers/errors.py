@@ -1,4 +1,4 @@
-"""The one exception type for bad input data."""
+"""The exception types of helpers: each message names the file, column, parameter or model at fault."""
 
 
 class DataError(ValueError):
@@ -7,3 +7,7 @@ class DataError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and what is wrong with it."""
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights were asked for but are not available on this machine."""

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from .dataset import SplitData
+from .data.dataset import SplitData
+from .inference import predict, predict_logits
 from .metrics import apply_temperature, fit_temperature, metrics_summary
-from .train import predict, predict_logits
 
 
 @dataclass

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models import gradcam_layer
+
 
 def grad_cam(
     model: nn.Module,
@@ -55,8 +57,6 @@ def grad_cam(
 def classifier_cams(model: nn.Module, images: torch.Tensor | np.ndarray,
                     class_index: int | Sequence[int] | torch.Tensor | None = None) -> np.ndarray:
     """Grad-CAM maps (N, H, W) of a `Classifier` for uint8 images (N, H, W, 3), at its registered Grad-CAM layer."""
-    from .models import gradcam_layer
-
     images = torch.from_numpy(np.array(images)) if isinstance(images, np.ndarray) else images  # a writable copy
     device = next(model.parameters()).device
     x = images.to(device).permute(0, 3, 1, 2).float().div(255)

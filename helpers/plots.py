@@ -15,8 +15,8 @@ from sklearn import metrics as skm
 
 from .data.labels import DX_CLASSES
 from .eda import crosstab, load_mask
-from .images import load_resized
-from .images import open_rgb
+from .data.images import load_resized
+from .data.images import open_rgb
 from .metrics import expected_calibration_error, reliability_table, sensitivity_specificity
 
 
@@ -279,7 +279,7 @@ def generalization_gap(histories: dict[str, pd.DataFrame], ax: plt.Axes | None =
 
 def resize_policies(path: str | Path, size: int = 128, policies: Sequence[str] | None = None) -> plt.Figure:
     """One image as stored (the square that center_crop keeps dashed) beside its size x size cache version under each policy."""
-    from .images import RESIZE_POLICIES
+    from .data.images import RESIZE_POLICIES
 
     policies = list(policies or RESIZE_POLICIES)
     image = open_rgb(path)

@@ -1,6 +1,6 @@
 """Which mixed precision to train with on a device: bf16, fp16 (with a gradient scaler) or off.
 
-Kept free of other helpers imports so that both `helpers.train` and `helpers.config` can use it.
+Kept free of other helpers imports so that `helpers.inference`, `helpers.train` and `helpers.config` can use it.
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .classifier import load_checkpoint
 from .cli import EXIT_OK, EXIT_PARTIAL, add_debug_argument, run
 from .data.ham10000 import IMAGE_SUFFIXES
+from .data.images import load_resized
 from .errors import DataError
-from .images import load_resized
+from .inference import predict
 from .io import atomic_open
-from .train import predict
+from .models import load_checkpoint
 
 
 def image_files(target: str | Path) -> list[Path]:

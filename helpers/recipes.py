@@ -1,7 +1,8 @@
 """Per-notebook settings for each preset: what `smoke`, `cpu` and `gpu` train, in one place.
 
 `cpu` is sized so the whole series runs in about an hour on a 2-core laptop-class CPU; `gpu` uses the
-full settings of the seed notebooks; `smoke` runs each notebook in seconds on tiny data for tests.
+full settings of the reference notebooks; `smoke` runs each notebook in seconds on tiny data for tests.
+Settings named `reference_*` are those of a reference notebook's own recipe.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from .config import check_mode
-from .images import RESIZE_POLICIES
+from .data.images import RESIZE_POLICIES
 from .validate import check_bool, check_choice, check_int, check_number
 
 CHECK_EPOCHS = 2  # a check run's cap on every epoch count of a recipe
+# Earlier names of settings, still accepted as overrides (the notebooks' parameters cells keep them).
+RENAMED_SETTINGS: dict[str, str] = {"seed_epochs": "reference_epochs", "seed_image_size": "reference_image_size"}
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "06_scaling_study": {
@@ -48,13 +51,13 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
                 "resume": True},
     },
     "05_efficientnet_binary": {
-        # EfficientNet-Lite0 (ImageNet) on melanoma10k (task A: seed recipe, then ours) and HAM10000 binary (task B).
-        # cpu, 64 px on a 2-core CPU (Lite0 trains ~200 img/s; A has ~8,600 train images, B ~7,000): seed recipe
-        # capped at 3 of its 10 epochs ~2.5 min, ours 5 epochs ~3.5 min, B 6 epochs ~3.5 min, caching, hashing and
-        # evaluation ~1 min: about 11 minutes in all. gpu: 224 px and the seed's full 10 epochs.
-        "smoke": {"image_size": 32, "seed_epochs": 1, "epochs": 1, "ham_epochs": 1, "lr": 2e-3},
-        "cpu": {"image_size": 64, "seed_epochs": 3, "epochs": 5, "ham_epochs": 6, "lr": 2e-3},
-        "gpu": {"image_size": 224, "seed_epochs": 10, "epochs": 12, "ham_epochs": 15, "lr": 2e-3},
+        # EfficientNet-Lite0 (ImageNet) on melanoma10k (task A: reference recipe, then ours) and HAM10000 binary
+        # (task B). cpu, 64 px on a 2-core CPU (Lite0 trains ~200 img/s; A has ~8,600 train images, B ~7,000):
+        # reference recipe capped at 3 of its 10 epochs ~2.5 min, ours 5 epochs ~3.5 min, B 6 epochs ~3.5 min,
+        # caching, hashing and evaluation ~1 min: about 11 minutes in all. gpu: 224 px and the reference's full 10.
+        "smoke": {"image_size": 32, "reference_epochs": 1, "epochs": 1, "ham_epochs": 1, "lr": 2e-3},
+        "cpu": {"image_size": 64, "reference_epochs": 3, "epochs": 5, "ham_epochs": 6, "lr": 2e-3},
+        "gpu": {"image_size": 224, "reference_epochs": 10, "epochs": 12, "ham_epochs": 15, "lr": 2e-3},
     },
     "02_preprocessing": {
         # The leakage demonstration: one model, one recipe, trained twice (image-level vs lesion-disjoint split).
@@ -65,12 +68,15 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"model": "improved_cnn", "image_size": 128, "epochs": 30, "lr": 2e-3, "augment": False},
     },
     "03_custom_cnn": {
-        # The seed recipe: seed CNN at 128 px, batch 16, Adam 1e-4, 25 epochs, plain cross-entropy.
-        # cpu: ~45 s per seed-recipe epoch on a 2-core CPU; 8 epochs with and 8 without dropout plus the improved
-        # CNN (30 epochs at 64 px) took 16 minutes, keeping the series (61 min) inside its 75.
-        "smoke": {"seed_image_size": 32, "seed_epochs": 1, "image_size": 32, "epochs": 2, "dropout_epochs": 1},
-        "cpu": {"seed_image_size": 128, "seed_epochs": 8, "image_size": 64, "epochs": 30, "dropout_epochs": 8},
-        "gpu": {"seed_image_size": 128, "seed_epochs": 25, "image_size": 128, "epochs": 40, "dropout_epochs": 25},
+        # The reference recipe: the reference CNN at 128 px, batch 16, Adam 1e-4, 25 epochs, plain cross-entropy.
+        # cpu: ~45 s per reference-recipe epoch on a 2-core CPU; 8 epochs with and 8 without dropout plus the
+        # improved CNN (30 epochs at 64 px) took 16 minutes, keeping the series (61 min) inside its 75.
+        "smoke": {"reference_image_size": 32, "reference_epochs": 1, "image_size": 32, "epochs": 2,
+                  "dropout_epochs": 1},
+        "cpu": {"reference_image_size": 128, "reference_epochs": 8, "image_size": 64, "epochs": 30,
+                "dropout_epochs": 8},
+        "gpu": {"reference_image_size": 128, "reference_epochs": 25, "image_size": 128, "epochs": 40,
+                "dropout_epochs": 25},
     },
     "04_resnet_transfer": {
         # cpu, 64 px on a 2-core CPU (train img/s: resnet18 ~380, efficientnet_lite0 ~200; ~7,000 train images):
@@ -88,19 +94,25 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def recipe(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
-    """The settings of notebook under preset, with non-None overrides (the notebook's parameters) applied."""
+    """The settings of notebook under preset, with non-None overrides (the notebook's parameters) applied.
+
+    An override may use a setting's earlier name (RENAMED_SETTINGS, e.g. seed_epochs for reference_epochs).
+    """
     if notebook not in RECIPES:
         raise ValueError(f"no recipe for notebook {notebook!r}; known: {', '.join(RECIPES)}")
     if preset not in RECIPES[notebook]:
         raise ValueError(f"notebook {notebook} has no {preset!r} preset; known: {', '.join(RECIPES[notebook])}")
     settings = dict(RECIPES[notebook][preset])
-    unknown = set(overrides) - set(settings)
+    current = {key: RENAMED_SETTINGS.get(key, key) for key in overrides}  # the name as passed -> today's name
+    unknown = sorted(key for key, name in current.items() if name not in settings)
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))} for {notebook}; known: {', '.join(settings)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    for key, value in given.items():
-        check_override(f"{notebook} parameter {key}", value, settings[key])
-    settings.update(given)
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {notebook}; known: {', '.join(settings)}")
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if len({current[key] for key in given}) < len(given):
+        raise ValueError(f"{notebook}: a setting is given under both its name and its earlier name: {', '.join(given)}")
+    for key, value in given.items():  # errors name the parameter as passed
+        check_override(f"{notebook} parameter {key}", value, settings[current[key]])
+    settings.update({current[key]: value for key, value in given.items()})
     return check_settings(notebook, settings) if check_mode() else settings
 
 
@@ -132,7 +144,7 @@ def preset_models(preset: str) -> list[tuple[str, int]]:
     """Every (model, input size) the notebooks train under preset, pretrained arms and their offline stand-ins included."""
     pairs = {(RECIPES["02_preprocessing"][preset]["model"], RECIPES["02_preprocessing"][preset]["image_size"])}
     cnn = RECIPES["03_custom_cnn"][preset]
-    pairs |= {("seed_cnn", cnn["seed_image_size"]), ("improved_cnn", cnn["image_size"])}
+    pairs |= {("reference_cnn", cnn["reference_image_size"]), ("improved_cnn", cnn["image_size"])}
     transfer = RECIPES["04_resnet_transfer"][preset]
     for size in {transfer["image_size"], *transfer["dermamnist_sizes"]}:
         pairs |= {("resnet18", size), ("efficientnet_lite0", size)}  # notebook 04's default depth and offline arm

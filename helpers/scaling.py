@@ -36,16 +36,16 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import AugmentConfig
-from .classifier import build_classifier
+from .data.dataset import SplitData, load_split_data
 from .data.source import models_home
-from .data.splits import _majority
-from .dataset import SplitData, load_split_data
+from .data.splits import majority_dx
+from .data.tensors import ImageData
+from .errors import DataError, WeightsUnavailableError
 from .evaluation import evaluate_split
-from .errors import DataError
 from .io import atomic_open, write_json
-from .models import (WeightsUnavailableError, count_parameters, ensure_weights, flops_per_image, pretrained_available,
+from .models import (build_classifier, count_parameters, ensure_weights, flops_per_image, pretrained_available,
                      weights_file)
-from .train import ImageData, TrainConfig, fit
+from .train import TrainConfig, fit
 
 NOTEBOOK = "06_scaling_study"
 # The training recipe of every row; only the settings of ScalingRow vary. Part of each row's id.
@@ -73,7 +73,7 @@ def lesion_ranks(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     for column in ("lesion_id", "dx"):
         if column not in rows:
             raise ValueError(f"nested subsets need the column {column!r}; found {', '.join(rows.columns)}")
-    lesions = rows.groupby("lesion_id", observed=True, sort=True).agg(dx=("dx", _majority), size=("dx", "size"))
+    lesions = rows.groupby("lesion_id", observed=True, sort=True).agg(dx=("dx", majority_dx), size=("dx", "size"))
     rng = np.random.default_rng(seed)
     lesions["rank"] = 0
     lesions["stratum_size"] = 0

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 
-def lesion_table(groups: np.ndarray, dx: np.ndarray, p_positive: np.ndarray) -> pd.DataFrame:
+def lesion_scores(groups: np.ndarray, dx: np.ndarray, p_positive: np.ndarray) -> pd.DataFrame:
     """One row per lesion: its diagnosis and its score, the mean malignancy probability of its images."""
     table = pd.DataFrame({"lesion_id": np.asarray(groups), "dx": np.asarray(dx, dtype=str),
                           "p": np.asarray(p_positive, dtype=float)})
@@ -21,7 +21,7 @@ def per_thousand_lesions(groups: np.ndarray, dx: np.ndarray, p_positive: np.ndar
                          malignant: Collection[str], focus: str = "mel") -> dict[str, float]:
     """Outcomes per 1,000 lesions of a threshold on lesion scores: focus lesions (e.g. melanomas) and those missed,
     malignant lesions missed, benign lesions flagged; plus the raw counts."""
-    lesions = lesion_table(groups, dx, p_positive)
+    lesions = lesion_scores(groups, dx, p_positive)
     flagged = lesions["p"] >= threshold
     is_focus, is_malignant = lesions["dx"] == focus, lesions["dx"].isin(set(malignant))
     counts = {f"{focus}_lesions": int(is_focus.sum()), f"{focus}_missed": int((is_focus & ~flagged).sum()),

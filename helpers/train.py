@@ -1,6 +1,6 @@
-"""One training loop for GPU and CPU: batches from an in-memory uint8 cache (on the GPU when it fits, else
-pinned host memory), augmentation as tensor ops, bf16 or fp16 autocast per device, channels_last, early stopping,
-atomic checkpoints, DDP under torchrun."""
+"""One training loop for GPU and CPU: `fit` a model on the ImageData of a split, with augmentation as tensor ops,
+bf16 or fp16 autocast per device, channels_last, optimisers and schedules, class imbalance handling, early stopping,
+atomic checkpoints of the best epoch, and DDP under torchrun. `python -m helpers.train` trains one model."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 from tqdm import tqdm
 
 from .augment import AugmentConfig, augment_batch
-from .classifier import save_checkpoint
+from .data.tensors import ImageData, default_device
+from .inference import evaluate
+from .models import head_parameters, save_checkpoint
 from .precision import AMP_MODES, autocast, grad_scaler, resolve_amp
 
 OPTIMIZERS = ("adam", "adamw", "adadelta")
@@ -91,87 +91,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-GPU_CACHE_FRACTION = 0.5  # the image cache may take at most this share of the GPU's free memory...
-GPU_HEADROOM_BYTES = 2 * 1024**3  # ...after leaving this much for the model, activations and workspaces
-
-
-def placement(nbytes: int, device: str | torch.device, fraction: float = GPU_CACHE_FRACTION,
-              headroom: int = GPU_HEADROOM_BYTES) -> str:
-    """Where an image cache of nbytes for device should live: 'device', 'pinned' (host memory) or 'cpu'."""
-    device = torch.device(device)
-    if device.type == "cpu":
-        return "cpu"
-    if device.type != "cuda":
-        return "device"
-    free, _ = torch.cuda.mem_get_info(device)
-    return "device" if nbytes <= fraction * max(free - headroom, 0) else "pinned"
-
-
-@dataclass
-class ImageData:
-    """Images as a uint8 tensor (N, H, W, 3) and integer labels; batches are built on `device`.
-
-    The images live on `device`, or in (pinned) host memory when they do not fit there, from which
-    each batch is copied asynchronously; the labels always live on `device` (default: the labels' device).
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    device: torch.device | None = None
-
-    def __post_init__(self) -> None:
-        self.labels = self.labels.to(self.device if self.device is not None else self.labels.device)
-        self.device = self.labels.device  # a tensor's device always has its index: comparable with the images'
-
-    @classmethod
-    def from_numpy(cls, images: np.ndarray, labels: np.ndarray, device: str | torch.device = "cpu") -> "ImageData":
-        """Copy a (possibly memory-mapped) uint8 array onto device, or into pinned memory when it does not fit there."""
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be uint8 (N, H, W, 3); got {images.dtype} {images.shape}")
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        stored = torch.from_numpy(np.ascontiguousarray(images))
-        where = placement(stored.nbytes, device)
-        if where == "device":
-            stored = stored.to(device)
-        elif where == "pinned":
-            stored = stored.pin_memory()
-        return cls(stored, torch.as_tensor(np.asarray(labels), dtype=torch.long), torch.device(device))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float images (B, 3, H, W) in [0, 1] on device, and their labels; index may be on the images' device."""
-        if self.images.device == self.device:
-            chosen = self.images[index]
-        else:
-            chosen = self._gather(index, pin=self.device.type == "cuda").to(self.device, non_blocking=True)
-        x = chosen.permute(0, 3, 1, 2).float().div_(255)
-        return x, self.labels[self._on_device(index)]
-
-    def subset(self, index: torch.Tensor) -> "ImageData":
-        """The images and labels at index (repeats allowed), stored where these are stored."""
-        if self.images.device == self.device:
-            return ImageData(self.images[index.to(self.device)], self.labels[index.to(self.device)], self.device)
-        return ImageData(self._gather(index, pin=self.images.is_pinned()), self.labels[self._on_device(index)], self.device)
-
-    def _gather(self, index: torch.Tensor, pin: bool) -> torch.Tensor:
-        rows = index.to(self.images.device)
-        if not pin:
-            return self.images[rows]
-        # Straight into pinned memory (one copy), so that the copy to the GPU can run asynchronously.
-        out = torch.empty((len(rows), *self.images.shape[1:]), dtype=self.images.dtype, pin_memory=True)
-        return torch.index_select(self.images, 0, rows, out=out)
-
-    def _on_device(self, index: torch.Tensor) -> torch.Tensor:
-        if index.device == self.device:
-            return index
-        if self.device.type == "cuda" and not index.is_pinned():
-            index = index.pin_memory()  # a blocking copy would wait for the GPU at every batch
-        return index.to(self.device, non_blocking=True)
-
-
 @dataclass
 class FitResult:
     """What `fit` returns: per-epoch history, the best epoch and its monitored value."""
@@ -183,13 +102,6 @@ class FitResult:
     checkpoint: Path | None
     wall_time_s: float
     amp: str  # the resolved mixed precision: bf16, fp16 or off
-
-
-def default_device() -> torch.device:
-    """cuda when available (the rank's GPU under torchrun), else cpu."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def distributed() -> tuple[int, int]:
@@ -221,7 +133,7 @@ def epoch_order(labels: torch.Tensor, imbalance: str, generator: torch.Generator
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam, AdamW or Adadelta; a separate learning rate for the backbone when backbone_lr is set."""
     net = model.net if hasattr(model, "net") else model
-    head = _head_parameter_ids(net)
+    head = {id(p) for p in head_parameters(net)}
     trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in trainable if id(p) in head], "lr": config.lr}]
     groups.append({"params": [p for n, p in trainable if id(p) not in head], "lr": config.backbone_lr or config.lr})
@@ -235,12 +147,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
                                 weight_decay=config.weight_decay)
 
 
-def _head_parameter_ids(net: nn.Module) -> set[int]:
-    from .models import head_parameters
-
-    return {id(p) for p in head_parameters(net)}
-
-
 def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     """A per-step schedule: constant, cosine decay to zero, or one-cycle."""
     if config.schedule == "onecycle" and total_steps >= 8:  # shorter runs have no room for a warm-up phase: cosine
@@ -252,52 +158,12 @@ def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_s
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256, tta: bool = False,
-                   amp: str = "auto") -> torch.Tensor:
-    """Logits (N, C) as float32 for uint8 images (N, H, W, 3); tta averages logits over 4 flips."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    resolved = resolve_amp(amp, device)
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        # Asynchronous from pinned memory (a slice of a pinned tensor stays pinned); a no-op on the CPU.
-        x = images[start:start + batch_size].to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-        views = [x, x.flip(3), x.flip(2), x.flip(2, 3)] if tta else [x]
-        with autocast(resolved, device):
-            logits = torch.stack([model(v).float() for v in views]).mean(0)
-        outputs.append(logits.cpu())
-    model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
-
-
-def predict(model: nn.Module, images: torch.Tensor | np.ndarray, batch_size: int = 256, tta: bool = False,
-            amp: str = "auto") -> np.ndarray:
-    """Class probabilities (N, C) for uint8 images (N, H, W, 3), optionally with flip test-time augmentation."""
-    images = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
-    return predict_logits(model, images, batch_size, tta, amp).softmax(1).numpy()
-
-
-def evaluate(model: nn.Module, data: ImageData, batch_size: int = 256, tta: bool = False, amp: str = "auto",
-             class_weight: torch.Tensor | None = None) -> dict[str, Any]:
-    """Loss, accuracy and balanced accuracy on data, with the logits and probabilities."""
-    logits = predict_logits(model, data.images, batch_size, tta, amp)
-    labels = data.labels.cpu()
-    loss = F.cross_entropy(logits, labels, weight=None if class_weight is None else class_weight.cpu()).item()
-    predicted = logits.argmax(1).numpy()
-    y = labels.numpy()
-    return {"loss": loss, "accuracy": float((predicted == y).mean()),
-            "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
-            "logits": logits.numpy(), "probs": logits.softmax(1).numpy(), "labels": y}
-
-
 def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         checkpoint_path: str | Path | None = None, run_config: dict[str, Any] | None = None) -> FitResult:
     """Train model on train, validate each epoch on val, keep the best epoch by config.monitor.
 
     The best weights are checkpointed when checkpoint_path is given and restored at the end
-    unless config.restore_best is False (then the model keeps its last epoch, as the seed did).
+    unless config.restore_best is False (then the model keeps its last epoch, as the reference notebooks did).
     """
     rank, world = distributed()
     device = train.device
@@ -418,13 +284,13 @@ def _main(argv: list[str]) -> int:
     import argparse
     import json
 
-    from .classifier import build_classifier
     from .cli import add_debug_argument, non_negative_int, positive_float, positive_int
-    from .dataset import load_split_data
+    from .data.dataset import load_split_data
+    from .models import build_classifier
 
     parser = argparse.ArgumentParser(prog="python -m helpers.train", description=main.__doc__)
     parser.add_argument("--data", required=True, type=Path, help="HAM10000-layout folder")
-    parser.add_argument("--model", default="seed_cnn")
+    parser.add_argument("--model", default="reference_cnn")
     parser.add_argument("--image-size", type=positive_int, default=64)
     parser.add_argument("--epochs", type=positive_int, default=5)
     parser.add_argument("--batch-size", type=positive_int, default=64)

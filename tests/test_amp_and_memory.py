@@ -11,13 +11,16 @@ import pytest
 import torch
 from torch import nn
 
+import helpers.data.tensors as tensors_module
 import helpers.train as train_module
 from helpers import precision
 from helpers.augment import AugmentConfig
-from helpers.classifier import build_classifier, load_checkpoint
 from helpers.config import banner, resolve_config
+from helpers.data.tensors import ImageData, placement
+from helpers.inference import predict_logits
+from helpers.models import build_classifier, load_checkpoint
 from helpers.precision import cpu_supports_bf16, describe_amp, resolve_amp
-from helpers.train import ImageData, TrainConfig, fit, placement, predict_logits
+from helpers.train import TrainConfig, fit
 
 GiB = 1024**3
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -112,7 +115,7 @@ def test_fp16_trains_on_cpu_with_a_grad_scaler_and_is_checkpointed(monkeypatch: 
     CountingScaler.made.clear()
     monkeypatch.setattr(train_module, "grad_scaler", lambda amp, device: CountingScaler(device.type, enabled=amp == "fp16"))
     torch.manual_seed(0)
-    model = build_classifier("seed_cnn", ["dark", "bright"], 8)
+    model = build_classifier("reference_cnn", ["dark", "bright"], 8)
     config = TrainConfig(epochs=3, batch_size=8, lr=3e-3, amp="fp16", schedule="constant", augment=AugmentConfig.none(),
                          progress=False)
     result = fit(model, _toy_data(16, 0), _toy_data(8, 1), config, checkpoint_path=tmp_path / "m.pt")
@@ -130,7 +133,7 @@ def test_bf16_and_off_train_without_an_active_scaler(monkeypatch: pytest.MonkeyP
     CountingScaler.made.clear()
     monkeypatch.setattr(train_module, "grad_scaler", lambda amp, device: CountingScaler(device.type, enabled=amp == "fp16"))
     for amp in ("bf16", "off"):
-        model = build_classifier("seed_cnn", ["dark", "bright"], 8)
+        model = build_classifier("reference_cnn", ["dark", "bright"], 8)
         config = TrainConfig(epochs=1, batch_size=16, amp=amp, augment=AugmentConfig.none(), progress=False)
         assert fit(model, _toy_data(32, 0), _toy_data(16, 1), config).amp == amp
     assert [s.is_enabled() for s in CountingScaler.made] == [False, False]
@@ -190,7 +193,7 @@ def test_image_data_on_cpu_is_unchanged_no_pinning_no_copy() -> None:
 
 @needs_cuda
 def test_pinned_cache_trains_on_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train_module, "placement", lambda nbytes, device: "pinned")
+    monkeypatch.setattr(tensors_module, "placement", lambda nbytes, device: "pinned")
     rng = np.random.default_rng(0)
     labels = np.arange(64) % 2
     array = (rng.integers(0, 96, (64, 16, 16, 3)) + 120 * labels[:, None, None, None]).astype(np.uint8)
@@ -200,7 +203,7 @@ def test_pinned_cache_trains_on_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None
     assert x.device == data.device and y.tolist() == [1, 0, 1]
     torch.testing.assert_close(x.cpu(), torch.from_numpy(array[[5, 0, 5]]).permute(0, 3, 1, 2).float() / 255)
     assert data.subset(torch.tensor([1, 1])).images.is_pinned()
-    model = build_classifier("seed_cnn", ["dark", "bright"], 16).to(data.device)
+    model = build_classifier("reference_cnn", ["dark", "bright"], 16).to(data.device)
     config = TrainConfig(epochs=2, batch_size=16, amp="fp16", augment=AugmentConfig.none(), progress=False)
     result = fit(model, data, data, config)
     assert result.amp == "fp16" and np.isfinite(result.history["train_loss"]).all()

@@ -7,7 +7,6 @@ clones a snapshot of this working tree over file:// and pip-installs it into a f
 
 from __future__ import annotations
 
-import ast
 import importlib.machinery
 import importlib.util
 import io
@@ -199,12 +198,14 @@ def test_generator_names_the_notebook_without_title_or_parameters_cell() -> None
         colab.with_colab(no_parameters, "https://github.com/o/r", "main", "notebooks/07_x.ipynb")
 
 
-def test_dermamnist_variable_is_the_one_the_dataset_reads() -> None:
-    # Parsed rather than imported: helpers.dataset pulls in torch, seconds for one string.
-    tree = ast.parse((ROOT / "helpers" / "dataset.py").read_text())
-    values = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
-              and any(getattr(target, "id", None) == "DERMAMNIST_ENV" for target in node.targets)]
-    assert values == [colab.DERMAMNIST_ENV]
+def test_dermamnist_variable_is_the_one_the_notebooks_read(clean_env: None, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers.data.source import find_dermamnist_csv
+
+    csv = tmp_path / colab.DERMAMNIST_FILE
+    csv.write_text("image_id,dermamnist_split\n")
+    monkeypatch.setenv(colab.DERMAMNIST_ENV, str(csv))  # what prepare_data sets on Colab
+    assert find_dermamnist_csv() == csv
 
 
 # --- the setup cell in this process -----------------------------------------------------------------------------

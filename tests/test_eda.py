@@ -133,8 +133,8 @@ def test_no_masks_in_the_synthetic_set(synthetic_dir: Path) -> None:
     assert eda.find_masks(synthetic_dir) == {}
 
 
-def test_summary_of_the_synthetic_set(synthetic_index: pd.DataFrame) -> None:
-    summary = eda.summary(synthetic_index)
+def test_data_summary_of_the_synthetic_set(synthetic_index: pd.DataFrame) -> None:
+    summary = eda.data_summary(synthetic_index)
     assert summary["images"] == len(synthetic_index) == sum(summary["per_class"].values())
     assert summary["lesions"] == synthetic_index["lesion_id"].nunique()
     assert 0 < summary["nv_share"] < 1 and summary["imbalance_ratio"] >= 1

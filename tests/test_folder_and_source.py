@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers.data import DataError, describe, load_image_folder, resolve_data_source
+from helpers.data import DataError, describe, load_image_folder, resolve_data_source, resolve_path
 from helpers.data import source as source_module
 
 
@@ -61,3 +61,23 @@ def test_bad_data_dir_and_env_are_named(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("HAM10000_DIR", str(tmp_path / "missing"))
     with pytest.raises(DataError, match=r"\$HAM10000_DIR"):
         resolve_data_source()
+
+
+def test_resolve_path_takes_the_parameter_then_the_variable_then_the_default(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    given, from_env, default = (tmp_path / name for name in ("given", "env", "default"))
+    for folder in (given, from_env):
+        folder.mkdir()
+    monkeypatch.setenv("PROBE_DIR", str(from_env))
+    assert resolve_path(given, "PROBE_DIR", default, "probe_dir") == (given.resolve(), "probe_dir parameter")
+    assert resolve_path(None, "PROBE_DIR", default, "probe_dir") == (from_env.resolve(), "$PROBE_DIR")
+    monkeypatch.delenv("PROBE_DIR")
+    assert resolve_path(None, "PROBE_DIR", default, "probe_dir") is None  # no default folder either
+    default.mkdir()
+    assert resolve_path(None, "PROBE_DIR", default, "probe_dir") == (default, "data/default/")
+    assert resolve_path(None, "PROBE_DIR", default, "probe_dir", usable=lambda d: any(d.iterdir())) is None
+    with pytest.raises(DataError, match=r"^probe_dir points to .*missing, which is not an existing folder$"):
+        resolve_path(tmp_path / "missing", "PROBE_DIR", default, "probe_dir")
+    monkeypatch.setenv("PROBE_CSV", str(given))  # a folder where a file is wanted
+    with pytest.raises(DataError, match=r"^\$PROBE_CSV points to .*given, which is not an existing file$"):
+        resolve_path(None, "PROBE_CSV", tmp_path / "split.csv", "probe_csv", kind="file")

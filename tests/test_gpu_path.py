@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.classifier import build_classifier
 from helpers.config import CHECK_ENV, CHECK_MAX_IMAGES, banner, resolve_config
+from helpers.data.tensors import ImageData
+from helpers.inference import evaluate
+from helpers.models import build_classifier
 from helpers.recipes import CHECK_EPOCHS, RECIPES, preset_models, recipe
 from helpers.scaling import build_grid
-from helpers.train import ImageData, TrainConfig, evaluate, fit
+from helpers.train import TrainConfig, fit
 
 CLASSES = ["a", "b", "c"]
 
@@ -43,7 +45,7 @@ def test_gpu_preset_models_cover_every_notebook() -> None:
     names = {name for name, _ in preset_models("gpu")}
     grid = RECIPES["06_scaling_study"]["gpu"]
     assert set(grid["models"]) | set(grid["pretrained_models"]) <= names
-    assert {"seed_cnn", "improved_cnn", "resnet18", "efficientnet_b0", "efficientnet_lite0"} <= names
+    assert {"reference_cnn", "improved_cnn", "resnet18", "efficientnet_b0", "efficientnet_lite0"} <= names
     assert ("vit_b_16", 224) in preset_models("gpu") and ("resnet18", 128) in preset_models("gpu")
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.data import DX_CLASSES, DataError, check_ham10000, load_ham10000, summarize
+from helpers.data import DX_CLASSES, DataError, check_ham10000, index_counts, load_ham10000
 from helpers.data.ham10000 import METADATA_NAME
 
 
@@ -110,7 +110,7 @@ def test_truncated_jpeg_is_named(ham_copy: Path) -> None:
 
 
 def test_rgba_and_grayscale_images_become_rgb(ham_copy: Path) -> None:
-    from helpers.images import open_rgb
+    from helpers.data.images import open_rgb
 
     ids = metadata(ham_copy)["image_id"][:2]
     rgba, gray = (ham_copy / "images" / f"{i}.jpg" for i in ids)
@@ -133,16 +133,16 @@ def test_check_collects_every_problem(ham_copy: Path) -> None:
     assert any(table.loc[1, "image_id"] in p and "cannot decode" in p for p in problems)
 
 
-def test_summary_counts(synthetic_dir: Path) -> None:
+def test_index_counts(synthetic_dir: Path) -> None:
     index = load_ham10000(synthetic_dir)
-    summary = summarize(index)
+    summary = index_counts(index)
     assert summary["images"] == len(index)
     assert summary["lesions"] == index["lesion_id"].nunique()
     assert sum(summary["per_class"].values()) == len(index)
 
 
 def test_real_data_counts(real_dir: Path) -> None:
-    summary = summarize(load_ham10000(real_dir))
+    summary = index_counts(load_ham10000(real_dir))
     assert summary["images"] == 10015
     assert summary["lesions"] == 7470
     assert summary["per_class"] == {"akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142}

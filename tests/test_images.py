@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers.data import DataError, load_ham10000
-from helpers.images import RESIZE_POLICIES, cached_images, resize_square
+from helpers.data.images import RESIZE_POLICIES, cached_images, resize_square
 
 
 @pytest.fixture

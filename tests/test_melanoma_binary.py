@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.classifier import build_classifier, save_checkpoint
 from helpers.data import BINARY_CLASSES, DataError, MALIGNANT_DX, load_image_folder, load_ham10000
 from helpers.data import melanoma as melanoma_module
+from helpers.data.dataset import load_folder_split_data
 from helpers.data.duplicates import (dhash, duplicate_summary, duplicates_in_reference, hash_images, identical_groups,
                                      nearest)
 from helpers.data.melanoma import (describe_melanoma, folder_split, make_synthetic_folder, resolve_melanoma_source,
                                    subsample_folder)
-from helpers.dataset import load_folder_split_data
+from helpers.inference import predict
+from helpers.models import build_classifier, save_checkpoint
 from helpers.predict import main as predict_main
-from helpers.screening import lesion_table, per_thousand_lesions
-from helpers.train import predict
+from helpers.screening import lesion_scores, per_thousand_lesions
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +189,14 @@ def test_per_thousand_lesions_counts_lesions_not_images() -> None:
     groups = np.array(["m1", "m1", "m2", "b1", "b2", "b2", "c1", "b3"])
     dx = np.array(["mel", "mel", "mel", "nv", "bkl", "bkl", "bcc", "nv"])
     p = np.array([0.9, 0.2, 0.1, 0.1, 0.7, 0.5, 0.6, 0.3])
-    lesions = lesion_table(groups, dx, p)
+    lesions = lesion_scores(groups, dx, p)
     assert lesions.loc["m1", "p"] == pytest.approx(0.55) and lesions.loc["b2", "images"] == 2
     outcome = per_thousand_lesions(groups, dx, p, threshold=0.5, malignant=MALIGNANT_DX)
     assert outcome["lesions"] == 6 and outcome["mel_lesions"] == 2 and outcome["mel_missed"] == 1  # m2 (0.1)
     assert outcome["malignant_missed"] == 1 and outcome["benign_flagged"] == 1  # b2 (0.6)
     assert outcome["mel_missed_per_1000"] == pytest.approx(1000 / 6, abs=0.05)
     with pytest.raises(ValueError, match="same dx"):
-        lesion_table(np.array(["a", "a"]), np.array(["mel", "nv"]), np.array([0.1, 0.2]))
+        lesion_scores(np.array(["a", "a"]), np.array(["mel", "nv"]), np.array([0.1, 0.2]))
 
 
 def test_predict_cli_on_an_efficientnet_binary_checkpoint(folder: Path, tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_predict_cli_on_an_efficientnet_binary_checkpoint(folder: Path, tmp_path
     assert list(table.columns) == ["image", "p_benign", "p_malignant", "predicted", "error"] and len(table) == len(files)
     assert table["error"].isna().all()  # every image was read
     np.testing.assert_allclose(table[["p_benign", "p_malignant"]].sum(axis=1), 1.0, atol=1e-5)
-    from helpers.images import load_resized
+    from helpers.data.images import load_resized
 
     expected = predict(model, np.stack([load_resized(p, 32) for p in files]))
     np.testing.assert_allclose(table[["p_benign", "p_malignant"]].to_numpy(), expected, atol=1e-4)

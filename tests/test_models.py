@@ -17,7 +17,7 @@ from helpers import models
 from helpers.models import WeightsUnavailableError, create_model
 
 ALL = models.model_names()
-CNNS = ["seed_cnn", "improved_cnn", "resnet18", "alexnet", "efficientnet_b0", "efficientnet_lite0"]
+CNNS = ["reference_cnn", "improved_cnn", "resnet18", "alexnet", "efficientnet_b0", "efficientnet_lite0"]
 RESNET18_FILE = "resnet18-f37072fd.pth"
 VIT_TINY_REPO = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 
@@ -61,7 +61,7 @@ def train_step(model: nn.Module, image_size: int, num_classes: int = 7) -> None:
 
 
 def test_registry_names() -> None:
-    expected = {"seed_cnn", "improved_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
+    expected = {"reference_cnn", "improved_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
     expected |= {"alexnet", "vit_b_16", "efficientnet_b0", "mixer_b16_224", "mixer_small", "vit_tiny"}
     assert set(ALL) == expected | {"efficientnet_lite0"}
     with pytest.raises(ValueError, match="unknown model 'resnet19'.*resnet18"):
@@ -74,7 +74,7 @@ def test_every_model_trains_at_64px(name: str) -> None:
 
 
 @pytest.mark.parametrize("size", [64, 128, 224])
-@pytest.mark.parametrize("name", ["seed_cnn", "improved_cnn", "resnet18"])
+@pytest.mark.parametrize("name", ["reference_cnn", "improved_cnn", "resnet18"])
 def test_cnns_train_at_each_size(name: str, size: int) -> None:
     train_step(create_model(name, 3, image_size=size), size, num_classes=3)
 
@@ -94,8 +94,8 @@ def test_patch_models_need_a_multiple_of_16() -> None:
         create_model("vit_b_16", 7, image_size=100)
 
 
-def test_seed_cnn_structure() -> None:
-    model = create_model("seed_cnn", 7)
+def test_reference_cnn_structure() -> None:
+    model = create_model("reference_cnn", 7)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 32), (32, 64), (64, 128)]
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
@@ -111,13 +111,13 @@ def test_seed_cnn_structure() -> None:
     assert isinstance(classifier[0], nn.Dropout) and classifier[0].p == 0.5
     linears = [m for m in classifier if isinstance(m, nn.Linear)]
     assert (linears[0].in_features, linears[-1].out_features) == (128 * 16 * 16, 7)
-    assert create_model("seed_cnn", 7, image_size=64).classifier[1].in_features == 128 * 8 * 8
-    assert create_model("seed_cnn", 7, dropout=0.0).classifier[0].p == 0.0
+    assert create_model("reference_cnn", 7, image_size=64).classifier[1].in_features == 128 * 8 * 8
+    assert create_model("reference_cnn", 7, dropout=0.0).classifier[0].p == 0.0
 
 
-def test_seed_cnn_names_the_size_it_was_built_for() -> None:
+def test_reference_cnn_names_the_size_it_was_built_for() -> None:
     with pytest.raises(ValueError, match="built for 128x128 inputs, got 64x64.*image_size=64"):
-        create_model("seed_cnn", 7)(torch.rand(1, 3, 64, 64))
+        create_model("reference_cnn", 7)(torch.rand(1, 3, 64, 64))
 
 
 def test_improved_cnn_has_batch_norm_global_pooling_and_dropout() -> None:
@@ -130,7 +130,7 @@ def test_improved_cnn_has_batch_norm_global_pooling_and_dropout() -> None:
         assert model.eval()(torch.rand(1, 3, 100, 90)).shape == (1, 7)  # any input size
 
 
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0", "vit_tiny", "seed_cnn"])
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0", "vit_tiny", "reference_cnn"])
 def test_freezing_leaves_only_the_head_trainable(name: str) -> None:
     model = create_model(name, 7, image_size=64)
     head = models.head_module(model)
@@ -175,7 +175,12 @@ def test_missing_weights_raise_a_helpful_error_when_downloads_are_disabled(
 
 
 def test_models_without_published_weights_say_so() -> None:
-    for name in ("seed_cnn", "improved_cnn", "mixer_small"):
+    from helpers.models.weights import PRETRAINED
+
+    assert set(PRETRAINED) <= set(models.model_names())  # the weights table names registered models only
+    without = [name for name in models.model_names() if name not in PRETRAINED]
+    assert without == ["reference_cnn", "improved_cnn", "mixer_small"]
+    for name in without:
         with pytest.raises(ValueError, match="no pretrained weights"):
             create_model(name, 7, pretrained=True)
 
@@ -235,9 +240,10 @@ def test_local_weight_file_loads(tmp_path: Path, no_network: list[str]) -> None:
 
 
 def test_checkpoint_round_trip_through_the_spec(tmp_path: Path) -> None:
-    trained = create_model("seed_cnn", 7, image_size=64, dropout=0.25)
+    trained = create_model("reference_cnn", 7, image_size=64, dropout=0.25)
     spec = models.model_spec(trained)
-    assert spec == {"name": "seed_cnn", "num_classes": 7, "kwargs": {"image_size": 64, "dropout": 0.25}}
+    assert spec == {"name": "reference_cnn", "num_classes": 7, "kwargs": {"image_size": 64, "dropout": 0.25},
+                    "pretrained": "False"}
     path = tmp_path / "checkpoint.pt"
     torch.save({"spec": json.loads(json.dumps(spec)), "state_dict": trained.state_dict()}, path)
 
@@ -248,6 +254,16 @@ def test_checkpoint_round_trip_through_the_spec(tmp_path: Path) -> None:
         assert torch.equal(value, rebuilt.state_dict()[key]), key
     with pytest.raises(ValueError, match="not made by helpers.models.create_model"):
         models.model_spec(nn.Linear(2, 2))
+
+
+def test_the_earlier_name_seed_cnn_still_builds_the_reference_cnn() -> None:
+    model = create_model("seed_cnn", 7, image_size=32)
+    assert isinstance(model, models.ReferenceCNN) and models.model_spec(model)["name"] == "reference_cnn"
+    assert "seed_cnn" not in models.model_names()
+    assert models.gradcam_layer(model, "seed_cnn") is models.gradcam_layer(model)
+    assert models.normalization("seed_cnn", pretrained=False) == models.normalization("reference_cnn", pretrained=False)
+    rebuilt = models.model_from_spec({"name": "seed_cnn", "num_classes": 7, "kwargs": {"image_size": 32}})
+    assert isinstance(rebuilt, models.ReferenceCNN) and models.model_spec(rebuilt)["name"] == "reference_cnn"
 
 
 def test_local_vit_weights_load_at_another_size(tmp_path: Path) -> None:
@@ -298,7 +314,7 @@ def test_normalization() -> None:
     assert models.normalization("vit_tiny", pretrained=True) == half  # timm's pretrained config
     for name in ALL:  # from scratch: one convention for every model
         assert models.normalization(name, pretrained=False) == imagenet
-    assert models.normalization("seed_cnn", pretrained=True) == imagenet  # e.g. this project's checkpoint
+    assert models.normalization("reference_cnn", pretrained=True) == imagenet  # e.g. this project's checkpoint
 
 
 @pytest.mark.parametrize("name", CNNS)
@@ -327,7 +343,7 @@ def test_parameters_and_flops() -> None:
     small, large = create_model("resnet18", 7), create_model("resnet50", 7)
     assert 0 < models.count_parameters(small) < models.count_parameters(large)
     assert 0 < models.flops_per_image(small, 64) < models.flops_per_image(large, 64)
-    seed = create_model("seed_cnn", 7, image_size=64)
+    seed = create_model("reference_cnn", 7, image_size=64)
     assert models.count_parameters(seed) == sum(p.numel() for p in seed.parameters())
     assert seed.training and models.flops_per_image(seed, 64) > 0 and seed.training
 
@@ -337,7 +353,7 @@ def test_pretrained_available_finds_the_packaged_lite0_weights_and_names_missing
 
     assert pretrained_available("efficientnet_lite0")
     assert weights_file("efficientnet_lite0").is_file()
-    assert not pretrained_available("seed_cnn")
+    assert not pretrained_available("reference_cnn")
     if not pretrained_available("resnet18"):  # no torch hub cache on this machine
         with pytest.raises(WeightsUnavailableError, match="resnet18"):
             weights_file("resnet18")

@@ -18,7 +18,7 @@ import torch
 from helpers import plots
 from helpers.augment import AugmentConfig, preview
 from helpers.data import lesion_split, load_ham10000
-from helpers.images import RESIZE_POLICIES, load_resized
+from helpers.data.images import RESIZE_POLICIES, load_resized
 from helpers.recipes import recipe
 
 

@@ -30,11 +30,11 @@ import torch
 
 from helpers import cli, scaling
 from helpers.augment import AugmentConfig
-from helpers.classifier import CHECKPOINT_FORMAT, build_classifier, load_checkpoint, save_checkpoint
 from helpers.config import resolve_config
 from helpers.data.__main__ import main as data_main
 from helpers.errors import CheckpointError
 from helpers.io import atomic_open, temporaries
+from helpers.models import CHECKPOINT_FORMAT, build_classifier, load_checkpoint, save_checkpoint
 from helpers.predict import main as predict_main
 from helpers.recipes import recipe
 from helpers.reports import main as reports_main
@@ -93,13 +93,13 @@ CHECKPOINTS = {
                   "the file contains code or objects other than tensors"),
     "bare_state_dict": ("a bare state dict", "error: checkpoint {dir}/bare_state_dict.pt has format None, not "
                         f"'{CHECKPOINT_FORMAT}': it looks like a bare state dict; save the Classifier with "
-                        "helpers.classifier.save_checkpoint"),
+                        "helpers.models.save_checkpoint"),
     "missing_key": ("a checkpoint missing a key", "error: checkpoint {dir}/missing_key.pt lacks the key(s) classes"),
     "other_arch": ("a checkpoint of another architecture", "error: checkpoint {dir}/other_arch.pt: its weights do not "
                    "fit the architecture 'improved_cnn': classifier.1.weight has shape (512, 2048) in the file but "
                    "(7, 256) in the model"),
     "size_mismatch": ("weights for 5 classes, 7 classes named", "error: checkpoint {dir}/size_mismatch.pt: its weights "
-                      "do not fit the architecture 'seed_cnn': classifier.3.weight has shape (5, 512) in the file but "
+                      "do not fit the architecture 'reference_cnn': classifier.3.weight has shape (5, 512) in the file but "
                       "(7, 512) in the model"),
     "bad_policy": ("a checkpoint with an unknown resize_policy", "error: checkpoint {dir}/bad_policy.pt: resize_policy "
                    "must be one of center_crop, squash, pad; got 'stretch'"),
@@ -167,7 +167,7 @@ RECIPE = {"epochs=-3": ("03_custom_cnn", "epochs must be a whole number >= 1; go
 for call, (notebook, message) in RECIPE.items():
     case(f"recipe_{call}", f"`recipe(...)` override {call}", f"recipe('{notebook}', 'cpu', {call})", "ValueError",
          message if message.startswith("unknown") else f"{notebook} parameter {message}")
-case("policy_build", "an unknown resize_policy for a model", "build_classifier('seed_cnn', CLASSES, 32, "
+case("policy_build", "an unknown resize_policy for a model", "build_classifier('reference_cnn', CLASSES, 32, "
      "resize_policy='stretch')", "ValueError", "resize policy must be one of center_crop, squash, pad, got 'stretch'")
 CLI_VALUES = {
     "train_epochs": (train_main, ["--data", "DIR", "--epochs", "0"], "python -m helpers.train --data DIR --epochs 0",
@@ -218,7 +218,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    return save_checkpoint(build_classifier("seed_cnn", CLASSES, 32), tmp_path_factory.mktemp("model") / "model.pt")
+    return save_checkpoint(build_classifier("reference_cnn", CLASSES, 32), tmp_path_factory.mktemp("model") / "model.pt")
 
 
 @pytest.fixture
@@ -321,7 +321,7 @@ def make_bad_checkpoint(kind: str, folder: Path, good: Path) -> Path:
     elif kind == "other_arch":
         torch.save({**payload, "arch": {**payload["arch"], "name": "improved_cnn"}}, path)
     elif kind == "size_mismatch":
-        five = torch.load(save_checkpoint(build_classifier("seed_cnn", CLASSES[:5], 32), folder / "five.pt"),
+        five = torch.load(save_checkpoint(build_classifier("reference_cnn", CLASSES[:5], 32), folder / "five.pt"),
                           weights_only=True)
         (folder / "five.pt").unlink()
         torch.save({**five, "classes": CLASSES, "arch": {**five["arch"], "num_classes": 7}}, path)
@@ -367,7 +367,7 @@ def test_a_failed_checkpoint_write_leaves_no_temporary(workdir: Path, monkeypatc
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="No space left"):
-        save_checkpoint(build_classifier("seed_cnn", CLASSES, 32), workdir / "model.pt")
+        save_checkpoint(build_classifier("reference_cnn", CLASSES, 32), workdir / "model.pt")
     assert not temporaries(workdir) and snapshot(workdir) == before
 
 
@@ -376,7 +376,7 @@ def test_a_failed_checkpoint_write_leaves_no_temporary(workdir: Path, monkeypatc
 
 BUILD = """
 import json, sys, time
-from helpers import images
+from helpers.data import images
 paths, cache, slow = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3] == "slow"
 load = images.load_resized
 def slowly(*args, **kwargs):
@@ -394,7 +394,7 @@ def build_in_a_process(paths: list[str], cache: Path, slow: bool) -> subprocess.
 
 
 def test_a_cache_build_killed_leaves_a_temporary_that_the_next_build_removes(synthetic_dir: Path, tmp_path: Path) -> None:
-    from helpers.images import cached_images
+    from helpers.data.images import cached_images
 
     paths = sorted(str(p) for p in (synthetic_dir / "images").glob("*.jpg"))
     cache = tmp_path / "cache"
@@ -418,7 +418,7 @@ def test_a_cache_build_killed_leaves_a_temporary_that_the_next_build_removes(syn
 
 def test_an_interrupted_cache_build_leaves_no_temporary(synthetic_dir: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from helpers import images
+    from helpers.data import images
 
     paths = sorted(str(p) for p in (synthetic_dir / "images").glob("*.jpg"))[:12]
     cache = tmp_path / "cache"
@@ -506,7 +506,7 @@ def test_merge_without_usable_files_keeps_the_earlier_table(results: Path, capsy
 
 def test_run_moves_a_corrupt_row_file_aside_and_redoes_the_row(synthetic_dir: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from helpers.dataset import load_split_data
+    from helpers.data.dataset import load_split_data
 
     data = load_split_data(synthetic_dir, 16, cache_dir=tmp_path / "cache", name="syn", device="cpu", progress=False)
     row = scaling.ScalingRow("improved_cnn", False, 1.0, 0, 16, 1, 0, 32, 1e-3, 0.0)
@@ -587,7 +587,7 @@ def test_good_values_still_pass() -> None:
 
 def test_an_unknown_resize_policy_fails_when_the_model_is_built() -> None:
     with pytest.raises(ValueError) as err:
-        build_classifier("seed_cnn", CLASSES, 32, resize_policy="stretch")
+        build_classifier("reference_cnn", CLASSES, 32, resize_policy="stretch")
     check("policy_build", err.value, str(err.value))
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from helpers import plots, scaling
-from helpers.dataset import SplitData, load_split_data
+from helpers.data.dataset import SplitData, load_split_data
 from helpers.powerlaw import fit_arms, fit_power_law, grid_notes, overtaking, power_law, seed_spread
 from helpers.recipes import RECIPES
 from helpers.results import FIT_KEYS, SCALING_ROW_KEYS, validate_metrics

@@ -9,6 +9,7 @@ import pytest
 
 from helpers.data import (
     DX_CLASSES,
+    SPLIT_FRACTIONS,
     DataError,
     binary_label,
     dermamnist_split,
@@ -39,7 +40,7 @@ def test_lesion_split_is_disjoint_and_stratified(index: pd.DataFrame) -> None:
     assert leaked_lesions(index, split) == 0
     table = split_table(index, split)
     shares = table["train"] / table["total"]
-    assert shares["total"] == pytest.approx(0.70, abs=0.08)  # tiny classes of 4 lesions go 2/1/1
+    assert shares["total"] == pytest.approx(SPLIT_FRACTIONS[0], abs=0.08)  # tiny classes of 4 lesions go 2/1/1
     assert (table.drop(index="total")[["train", "val", "test"]] > 0).all().all()
 
 
@@ -114,7 +115,7 @@ def test_real_split_is_lesion_disjoint_with_every_class_everywhere(real_dir: Pat
     table = split_table(index, split).drop(index="total")
     assert (table[["train", "val", "test"]] > 0).all().all()
     shares = table[["train", "val", "test"]].div(table["total"], axis=0)
-    assert ((shares - [0.70, 0.15, 0.15]).abs() < 0.03).all().all()
+    assert ((shares - list(SPLIT_FRACTIONS)).abs() < 0.03).all().all()
 
 
 def test_official_dermamnist_split_leaks_lesions(real_dir: Path) -> None:

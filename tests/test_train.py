@@ -15,11 +15,12 @@ import torch
 from PIL import Image
 
 from helpers.augment import AugmentConfig, augment_batch, preview
+from helpers.data.dataset import SplitData, load_split_data
 from helpers.data.synthetic import make_synthetic
-from helpers.classifier import build_classifier, load_checkpoint, save_checkpoint
-from helpers.dataset import SplitData, load_split_data
+from helpers.inference import evaluate, predict
+from helpers.models import build_classifier, load_checkpoint, save_checkpoint
 from helpers.predict import main as predict_main
-from helpers.train import ImageData, TrainConfig, class_weights, epoch_order, evaluate, fit, predict
+from helpers.train import TrainConfig, class_weights, epoch_order, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> SplitData:
 @pytest.fixture(scope="module")
 def trained(data: SplitData, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     torch.manual_seed(0)
-    model = build_classifier("seed_cnn", data.classes, 32)
+    model = build_classifier("reference_cnn", data.classes, 32)
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
     config = TrainConfig(epochs=10, batch_size=32, lr=2e-3, imbalance="weighted_loss", progress=False)
     return model, fit(model, data.train, data.val, config, checkpoint_path=path)
@@ -111,12 +112,24 @@ def test_checkpoint_loads_with_weights_only(trained: tuple, tmp_path: Path) -> N
     model, _ = trained
     path = save_checkpoint(model, tmp_path / "m.pt", {"note": "x"})
     payload = torch.load(path, weights_only=True)
-    assert payload["arch"]["name"] == "seed_cnn" and payload["config"] == {"note": "x"}
+    assert payload["arch"]["name"] == "reference_cnn" and payload["config"] == {"note": "x"}
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_checkpoint_of_the_earlier_code_with_seed_cnn_loads(trained: tuple, data: SplitData, tmp_path: Path) -> None:
+    model, _ = trained
+    payload = torch.load(save_checkpoint(model, tmp_path / "m.pt"), weights_only=True)
+    assert set(payload["arch"]) == {"name", "num_classes", "kwargs", "pretrained"}  # the keys the earlier code wrote
+    old = tmp_path / "old.pt"
+    torch.save({**payload, "arch": {**payload["arch"], "name": "seed_cnn"}}, old)  # as written before the rename
+    reloaded, _ = load_checkpoint(old)
+    np.testing.assert_allclose(predict(reloaded, data.test.images), predict(model.eval(), data.test.images), atol=1e-6)
+    resaved = torch.load(save_checkpoint(reloaded, tmp_path / "again.pt"), weights_only=True)
+    assert resaved["arch"] == {**payload["arch"], "name": "reference_cnn"}
+
+
 def test_early_stopping_stops(data: SplitData) -> None:
-    model = build_classifier("seed_cnn", data.classes, 32)
+    model = build_classifier("reference_cnn", data.classes, 32)
     config = TrainConfig(epochs=30, batch_size=32, lr=0.0, patience=2, monitor="val_loss", progress=False)
     result = fit(model, data.train, data.val, config)
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
@@ -151,7 +164,7 @@ def test_bad_config_names_the_field() -> None:
 
 @pytest.mark.parametrize("optimizer,schedule", [("adam", "constant"), ("adadelta", "onecycle"), ("adamw", "cosine")])
 def test_optimizers_and_schedules_run(data: SplitData, optimizer: str, schedule: str) -> None:
-    model = build_classifier("seed_cnn", data.classes, 32)
+    model = build_classifier("reference_cnn", data.classes, 32)
     lr = 1.0 if optimizer == "adadelta" else 1e-3
     config = TrainConfig(epochs=2, batch_size=32, optimizer=optimizer, lr=lr, schedule=schedule,
                          label_smoothing=0.1, imbalance="balanced_sampling", progress=False)
@@ -181,7 +194,7 @@ def test_predict_cli_reports_corrupt_images(trained: tuple, tmp_path: Path, synt
 
 
 def test_ddp_with_two_gloo_processes_matches_one_process(synthetic_dir: Path, tmp_path: Path) -> None:
-    common = ["--data", str(synthetic_dir), "--model", "seed_cnn", "--image-size", "32", "--epochs", "1",
+    common = ["--data", str(synthetic_dir), "--model", "reference_cnn", "--image-size", "32", "--epochs", "1",
               "--batch-size", "32", "--cache-dir", str(tmp_path / "cache")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, "-m", "helpers.train", *common], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)

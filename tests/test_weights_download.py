@@ -22,6 +22,7 @@ import torchvision
 from torchvision.models._api import WeightsEnum
 
 from helpers import models
+from helpers.models import weights
 from helpers.models import WeightsUnavailableError, create_model, ensure_weights, pretrained_available
 
 RESNET18_FILE = "resnet18-f37072fd.pth"
@@ -260,9 +261,9 @@ def test_timm_weights_download_from_the_config_url_through_torch_hub(
     path = "/weights/vit_tiny_local.pth"
     body = server.serve_state_dict(path, vit_state, tmp_path)
     cfg = dataclasses.replace(
-        models._timm_cfg("vit_tiny_patch16_224"), url=server.url + path, hf_hub_id=None, custom_load=False
+        weights.timm_cfg("vit_tiny_patch16_224"), url=server.url + path, hf_hub_id=None, custom_load=False
     )
-    monkeypatch.setattr(models, "_timm_cfg", lambda arch: cfg)
+    monkeypatch.setattr(weights, "timm_cfg", lambda arch: cfg)
 
     model = create_model("vit_tiny", 7, pretrained=True, image_size=64)
     assert (checkpoints(tmp_path) / "vit_tiny_local.pth").read_bytes() == body and server.fetched(path) == 1

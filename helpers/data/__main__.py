@@ -6,18 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import DataError
-from .ham10000 import check_ham10000, load_ham10000, summarize
-from .splits import lesion_split, save_split, split_table
+from .ham10000 import check_ham10000, index_counts, load_ham10000
+from .splits import SPLIT_FRACTIONS, lesion_split, save_split, split_table
 
 
 def check(args: argparse.Namespace) -> int:
     """Print a summary of the folder and its problems; 1 when the data is invalid."""
     index, problems, notes = check_ham10000(args.dir, progress=not args.quiet)
     if index is not None:
-        summary = summarize(index)
-        print(f"{args.dir}: {summary['images']:,} images, {summary['lesions']:,} lesions")
-        for dx, count in summary["per_class"].items():
+        counts = index_counts(index)
+        print(f"{args.dir}: {counts['images']:,} images, {counts['lesions']:,} lesions")
+        for dx, count in counts["per_class"].items():
             print(f"  {dx:6s} {count:6,d}")
     for note in notes:
         print(f"note: {note}")
@@ -70,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--fractions", type=float, nargs=3, default=(0.70, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--fractions", type=float, nargs=3, default=SPLIT_FRACTIONS, metavar=("TRAIN", "VAL", "TEST"))
     p.set_defaults(run=split)
     p = commands.add_parser("synth", help="write the synthetic demo data set")
     p.add_argument("out_dir", type=Path)

@@ -30,16 +30,14 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..io import atomic_open
-from .ham10000 import IMAGE_SUFFIXES, find_metadata, read_metadata
+from .ham10000 import IMAGE_SUFFIXES, METADATA_NAME, find_metadata, read_metadata
 from .labels import BINARY_CLASSES, DX_CLASSES
-from .source import ENV_VAR as HAM10000_ENV
-from .source import data_home
+from .source import DERMAMNIST_FILE, HAM10000_ENV, data_home, resolve_path
 from .splits import SPLITS
 
 DATAVERSE_URL = "https://dataverse.harvard.edu"
 DATAVERSE_DOI = "doi:10.7910/DVN/DBW86T"
 KAGGLE_DATASET = "kmader/skin-cancer-mnist-ham10000"
-METADATA_FILENAME = "HAM10000_metadata.csv"
 METADATA_STEM = "HAM10000_metadata"
 IMAGE_FOLDERS: tuple[str, ...] = ("HAM10000_images_part_1", "HAM10000_images_part_2")
 SEGMENTATION_FOLDER = "HAM10000_segmentations_lesion_tschandl"
@@ -104,7 +102,7 @@ def download_dataverse(
     for archive in archives:
         _fetch_and_extract(archive, target, progress, keep_archives, timeout)
     # The metadata comes last: its presence is what marks the folder as a usable HAM10000 copy.
-    _download(metadata.url, target / METADATA_FILENAME, metadata.checksum, metadata.size, progress, timeout)
+    _download(metadata.url, target / METADATA_NAME, metadata.checksum, metadata.size, progress, timeout)
     return target
 
 
@@ -135,7 +133,7 @@ def select_ham10000_files(
             f"the Dataverse dataset {DATAVERSE_DOI} at {base_url} lists no file like {', '.join(missing)}; "
             f"it lists: {', '.join(listed) or 'nothing'}"
         )
-    metadata = _remote_file(by_key[_name_key(METADATA_STEM)], base_url, METADATA_FILENAME)
+    metadata = _remote_file(by_key[_name_key(METADATA_STEM)], base_url, METADATA_NAME)
     archives = [_remote_file(by_key[_name_key(name)], base_url, None) for name in archive_names]
     return metadata, archives
 
@@ -468,7 +466,7 @@ def download_kaggle(target: Path, dataset: str = KAGGLE_DATASET) -> Path:
     """Fetch HAM10000 from Kaggle with opendatasets; leave the metadata CSV and image folders in target."""
     target = Path(target).resolve()
     marker = target / KAGGLE_MARKER
-    if marker.is_file() and marker.read_text().strip() == dataset and (target / METADATA_FILENAME).is_file():
+    if marker.is_file() and marker.read_text().strip() == dataset and (target / METADATA_NAME).is_file():
         return target
     target.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.kaggle-staging"
@@ -574,9 +572,9 @@ def _stdin_can_prompt() -> bool:
 
 
 def _arrange_kaggle_layout(staging: Path, target: Path, dataset: str) -> None:
-    found = sorted(p for p in staging.rglob("*") if p.is_file() and p.name.lower() == METADATA_FILENAME.lower())
+    found = sorted(p for p in staging.rglob("*") if p.is_file() and p.name.lower() == METADATA_NAME.lower())
     if not found:
-        raise DownloadError(f"the Kaggle dataset {dataset} holds no {METADATA_FILENAME}; "
+        raise DownloadError(f"the Kaggle dataset {dataset} holds no {METADATA_NAME}; "
                             f"got {', '.join(sorted(p.name for p in staging.iterdir())) or 'nothing'}")
     root = found[0].parent
     folders = _kaggle_image_folders(root)
@@ -587,7 +585,7 @@ def _arrange_kaggle_layout(staging: Path, target: Path, dataset: str) -> None:
     for name, folder in folders.items():
         shutil.rmtree(target / name, ignore_errors=True)
         shutil.move(str(folder), str(target / name))
-    shutil.move(str(found[0]), str(target / METADATA_FILENAME))
+    shutil.move(str(found[0]), str(target / METADATA_NAME))
 
 
 def _kaggle_image_folders(root: Path) -> dict[str, Path]:
@@ -604,7 +602,7 @@ def _kaggle_image_folders(root: Path) -> dict[str, Path]:
 # --- melanoma10k: Kaggle's "Melanoma Skin Cancer Dataset of 10000 Images" -------------------------------------
 
 MELANOMA10K_DATASET = "hasnainjaved/melanoma-skin-cancer-dataset-of-10000-images"
-FOLDER_SPLITS: tuple[str, ...] = ("train", "test")
+MELANOMA10K_FOLDERS: tuple[str, ...] = ("train", "test")  # its top-level folders, each with benign/ and malignant/
 
 
 def download_melanoma10k(target: Path, dataset: str = MELANOMA10K_DATASET) -> Path:
@@ -644,12 +642,12 @@ def _kaggle_complete(target: Path, dataset: str) -> bool:
 
 
 def _folder_layout_complete(root: Path) -> bool:
-    return all(any((root / split / label).glob("*")) for split in FOLDER_SPLITS for label in BINARY_CLASSES)
+    return all(any((root / split / label).glob("*")) for split in MELANOMA10K_FOLDERS for label in BINARY_CLASSES)
 
 
 def _arrange_folder_layout(staging: Path, build: Path, dataset: str) -> None:
     """Move the images of <any nesting>/{train,test}/{benign,malignant}/ into build/{train,test}/{benign,malignant}/."""
-    for split in FOLDER_SPLITS:
+    for split in MELANOMA10K_FOLDERS:
         source = _find_split_folder(staging, split, dataset)
         for label in BINARY_CLASSES:
             folder = _child_folder(source, label)
@@ -686,7 +684,6 @@ def _child_folder(folder: Path, name: str) -> Path | None:
 DERMAMNIST_INFO_URL = ("https://raw.githubusercontent.com/kakumarabhishek/Corrected-Skin-Image-Datasets/main/"
                        "DermaMNIST/DermaMNIST_Analysis/dermamnist_split_info.csv")
 DERMAMNIST_INFO_ENV = "DERMAMNIST_SPLIT_INFO_URL"
-DERMAMNIST_FILENAME = "dermamnist_split.csv"
 DERMAMNIST_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx", "dermamnist_split", "dermamnist_index")
 
 # Images per split and class of the official DermaMNIST split (Yang et al., "MedMNIST v2", Sci. Data 10, 41, 2023).
@@ -736,17 +733,12 @@ def download_dermamnist_split(
 
 def _ham10000_root(ham10000_dir: str | Path | None) -> Path:
     """The HAM10000 folder: ham10000_dir, else $HAM10000_DIR, else data/ham10000/ (never the synthetic set)."""
-    given = ((ham10000_dir, "ham10000_dir (--ham10000-dir)"), (os.environ.get(HAM10000_ENV), f"${HAM10000_ENV}"))
-    for candidate, what in given:
-        if candidate:
-            if not Path(candidate).is_dir():
-                raise DataError(f"{what} points to {candidate}, which is not an existing folder")
-            return Path(candidate)
     default = data_home() / "ham10000"
-    if default.is_dir():
-        return default
-    raise DataError(f"the DermaMNIST split takes lesion_id and dx from HAM10000's metadata: pass --ham10000-dir, set "
-                    f"${HAM10000_ENV}, or download HAM10000 into {default} (python -m helpers.data download)")
+    found = resolve_path(ham10000_dir, HAM10000_ENV, default, "ham10000_dir (--ham10000-dir)")
+    if found is None:
+        raise DataError(f"the DermaMNIST split takes lesion_id and dx from HAM10000's metadata: pass --ham10000-dir, "
+                        f"set ${HAM10000_ENV}, or download HAM10000 into {default} (python -m helpers.data download)")
+    return found[0]
 
 
 def read_split_info(path: str | Path, source: str | None = None) -> pd.DataFrame:
@@ -839,7 +831,7 @@ def check_split_counts(table: pd.DataFrame, expected: Mapping[str, Mapping[str, 
 
 DATASETS: tuple[str, ...] = ("ham10000", "melanoma10k", "dermamnist-split")
 DEFAULT_TARGETS: dict[str, str] = {"ham10000": "ham10000", "melanoma10k": "melanoma10k",
-                                   "dermamnist-split": DERMAMNIST_FILENAME}
+                                   "dermamnist-split": DERMAMNIST_FILE}
 
 
 def download_dataset(dataset: str, target: str | Path | None = None, source: str | None = None,

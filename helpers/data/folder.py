@@ -1,4 +1,4 @@
-"""Image-folder data sets in the {train,test}/{benign,malignant} layout (the seed's melanoma data set)."""
+"""Image-folder data sets in the {train,test}/{benign,malignant} layout (the reference notebook's melanoma data set)."""
 
 from __future__ import annotations
 

@@ -9,13 +9,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from ..images import open_rgb
 from ..errors import DataError
+from .images import open_rgb
 from .labels import DX_CLASSES
 
 METADATA_NAME = "HAM10000_metadata.csv"
 REQUIRED_COLUMNS: tuple[str, ...] = ("lesion_id", "image_id", "dx")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("dx_type", "age", "sex", "localization", "dataset")
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png"})
 
 
@@ -150,8 +149,8 @@ def check_ham10000(root: str | Path, progress: bool = True) -> tuple[pd.DataFram
     return (index if not problems else None), problems, notes
 
 
-def summarize(index: pd.DataFrame) -> dict:
-    """Counts of images, lesions and images per class of a loaded index."""
+def index_counts(index: pd.DataFrame) -> dict:
+    """Counts of images, lesions and images per class of a loaded index (what `python -m helpers.data check` prints)."""
     return {
         "images": len(index),
         "lesions": int(index["lesion_id"].nunique()),

@@ -1,14 +1,13 @@
-"""The seed's binary data set, Kaggle's "Melanoma Skin Cancer Dataset of 10000 Images" ({train,test}/{benign,malignant}).
+"""The reference notebook's binary data set, Kaggle's "Melanoma Skin Cancer Dataset of 10000 Images" ({train,test}/{benign,malignant}).
 
 Resolution: the melanoma_dir parameter, then $MELANOMA10K_DIR, then data/melanoma10k/, else a small
 synthetic stand-in in the same layout built from the synthetic HAM10000 demo set and announced loudly.
-The set has no lesion ids, so its train folder can only be split by image (as the seed did).
+The set has no lesion ids, so its train folder can only be split by image (as the reference notebook did).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -19,26 +18,24 @@ import pandas as pd
 from ..errors import DataError
 from .ham10000 import load_ham10000
 from .labels import binary_label
-from .source import SYNTHETIC_IMAGES, DataSource, _existing, data_home, describe
-from .splits import lesion_split
+from .source import SYNTHETIC_IMAGES, DataSource, data_home, describe, resolve_path
+from .splits import check_fractions, lesion_split
 from .synthetic import make_synthetic
 
-ENV_VAR = "MELANOMA10K_DIR"
+MELANOMA10K_ENV = "MELANOMA10K_DIR"
 FOLDER_NAME = "melanoma10k"
 SYNTHETIC_FOLDER_NAME = "synthetic_melanoma10k"
 MANIFEST_FILE = "synthetic_folder.json"
 FOLDER_SPLITS: tuple[str, ...] = ("train", "val", "test", "official_test")
+FOLDER_FRACTIONS: tuple[float, float, float] = (0.90, 0.05, 0.05)  # the reference notebook's split of the train folder
 
 
 def resolve_melanoma_source(melanoma_dir: str | Path | None = None) -> DataSource:
     """Pick the melanoma10k folder: melanoma_dir, $MELANOMA10K_DIR, data/melanoma10k/, else the synthetic stand-in."""
-    if melanoma_dir is not None:
-        return DataSource(FOLDER_NAME, _existing(Path(melanoma_dir), "melanoma_dir"), "melanoma_dir parameter")
-    if os.environ.get(ENV_VAR):
-        return DataSource(FOLDER_NAME, _existing(Path(os.environ[ENV_VAR]), f"${ENV_VAR}"), f"${ENV_VAR}")
-    default = data_home() / FOLDER_NAME
-    if default.is_dir() and any(default.iterdir()):
-        return DataSource(FOLDER_NAME, default, f"data/{FOLDER_NAME}/")
+    found = resolve_path(melanoma_dir, MELANOMA10K_ENV, data_home() / FOLDER_NAME, "melanoma_dir",
+                         usable=lambda folder: any(folder.iterdir()))
+    if found is not None:
+        return DataSource(FOLDER_NAME, *found)
     ham = make_synthetic(data_home() / "synthetic", n_images=SYNTHETIC_IMAGES, progress=False)
     root = make_synthetic_folder(data_home() / SYNTHETIC_FOLDER_NAME, ham)
     return DataSource("synthetic", root, "synthetic stand-in built from the synthetic HAM10000 demo set")
@@ -46,7 +43,7 @@ def resolve_melanoma_source(melanoma_dir: str | Path | None = None) -> DataSourc
 
 def describe_melanoma(source: DataSource, n_images: int | None = None) -> str:
     """The banner line of the melanoma10k data in use; loud for the synthetic stand-in."""
-    hint = f"Set {ENV_VAR} or melanoma_dir to a melanoma10k folder ({{train,test}}/{{benign,malignant}})."
+    hint = f"Set {MELANOMA10K_ENV} or melanoma_dir to a melanoma10k folder ({{train,test}}/{{benign,malignant}})."
     return describe(source, n_images, hint=hint)
 
 
@@ -101,11 +98,10 @@ def subsample_folder(table: pd.DataFrame, max_images: int | None, seed: int = 0,
     return table.loc[np.concatenate(keep)].sort_index().reset_index(drop=True)
 
 
-def folder_split(table: pd.DataFrame, fractions: tuple[float, float, float] = (0.90, 0.05, 0.05),
+def folder_split(table: pd.DataFrame, fractions: tuple[float, float, float] = FOLDER_FRACTIONS,
                  seed: int = 0) -> pd.Series:
     """Train-folder images to train/val/test by image, stratified by label and seeded; test-folder images to official_test."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
-        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    check_fractions(fractions)
     rng = np.random.default_rng(seed)
     split = pd.Series("official_test", index=table.index, name="split", dtype=object)
     in_train = table["folder_split"] == "train"

@@ -1,15 +1,23 @@
-"""Which data a run uses: explicit data_dir, then $HAM10000_DIR, then data/ham10000/, then the synthetic demo set."""
+"""Which data a run uses: explicit data_dir, then $HAM10000_DIR, then data/ham10000/, then the synthetic demo set.
+
+Every data set is found the same way (`resolve_path`): a parameter, else an environment variable, else its
+place under data/. So are the optional DermaMNIST split CSV (`find_dermamnist_csv`), melanoma10k
+(`helpers.data.melanoma`) and the HAM10000 folder the DermaMNIST download reads (`helpers.data.download`).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
 from .ham10000 import METADATA_NAME
 
-ENV_VAR = "HAM10000_DIR"
+HAM10000_ENV = "HAM10000_DIR"
+DERMAMNIST_ENV = "DERMAMNIST_SPLIT_CSV"
+DERMAMNIST_FILE = "dermamnist_split.csv"
 MODELS_ENV = "SKIN_LESION_MODELS_DIR"
 SYNTHETIC_IMAGES = 700
 DATASET_NAMES = {"ham10000": "HAM10000", "melanoma10k": "melanoma10k (Melanoma Skin Cancer Dataset of 10000 Images)"}
@@ -45,15 +53,32 @@ def models_home() -> Path:
     return Path(os.environ[MODELS_ENV]) if os.environ.get(MODELS_ENV) else project_root() / "models"
 
 
+def resolve_path(value: str | Path | None, env: str, default: Path, what: str, kind: str = "folder",
+                 usable: Callable[[Path], bool] | None = None) -> tuple[Path, str] | None:
+    """Where a data setting points, and where that came from: value (the parameter `what`), else $env, else default.
+
+    Returns (path, origin), origin being "<what> parameter", "$<env>" or "data/<name>"; None when neither is set
+    and default is not there (or not `usable`). A value or variable naming no existing folder (kind "folder")
+    or file (kind "file") is a DataError naming it.
+    """
+    exists = Path.is_dir if kind == "folder" else Path.is_file
+    for given, name, origin in ((value, what, f"{what} parameter"), (os.environ.get(env), f"${env}", f"${env}")):
+        if given not in (None, ""):
+            path = Path(given)
+            if not exists(path):
+                raise DataError(f"{name} points to {path}, which is not an existing {kind}")
+            return (path.resolve() if kind == "folder" else path), origin
+    if exists(default) and (usable is None or usable(default)):
+        return default, f"data/{default.name}" + ("/" if kind == "folder" else "")
+    return None
+
+
 def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: int = SYNTHETIC_IMAGES) -> DataSource:
     """Pick the data folder: data_dir, $HAM10000_DIR, data/ham10000/, else the synthetic demo set."""
-    if data_dir is not None:
-        return DataSource("ham10000", _existing(Path(data_dir), "data_dir"), "data_dir parameter")
-    if os.environ.get(ENV_VAR):
-        return DataSource("ham10000", _existing(Path(os.environ[ENV_VAR]), f"${ENV_VAR}"), f"${ENV_VAR}")
     default = data_home() / "ham10000"
-    if default.is_dir() and any(default.rglob(METADATA_NAME)):
-        return DataSource("ham10000", default, "data/ham10000/")
+    found = resolve_path(data_dir, HAM10000_ENV, default, "data_dir", usable=lambda d: any(d.rglob(METADATA_NAME)))
+    if found is not None:
+        return DataSource("ham10000", *found)
     if default.is_dir() and any(default.iterdir()):
         raise DataError(f"{default} exists but holds no {METADATA_NAME}: finish the download "
                         "(python -m helpers.data download) or remove the folder")
@@ -63,10 +88,10 @@ def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: in
     return DataSource("synthetic", root, "built-in synthetic demo set (no real data configured)")
 
 
-def _existing(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise DataError(f"{what} points to {path}, which is not an existing folder")
-    return path.resolve()
+def find_dermamnist_csv(path: str | Path | None = None) -> Path | None:
+    """The DermaMNIST split CSV: path, else $DERMAMNIST_SPLIT_CSV, else data/dermamnist_split.csv; None if none is there."""
+    found = resolve_path(path, DERMAMNIST_ENV, data_home() / DERMAMNIST_FILE, "dermamnist_csv", kind="file")
+    return found[0] if found else None
 
 
 def display_path(path: str | Path) -> str:
@@ -83,7 +108,7 @@ def describe(source: DataSource, n_images: int | None = None, hint: str | None =
     count = f", {n_images:,} images" if n_images is not None else ""
     if source.synthetic:
         bar = "!" * 78
-        hint = hint or f"Set {ENV_VAR} or data_dir, or run `python -m helpers.data download`, for HAM10000."
+        hint = hint or f"Set {HAM10000_ENV} or data_dir, or run `python -m helpers.data download`, for HAM10000."
         return (f"{bar}\n!! SYNTHETIC DEMO DATA{count} in {display_path(source.root)}\n"
                 "!! Drawn lesions, not real skin: every number below is a pipeline demo, not a result.\n"
                 f"!! {hint}\n{bar}")

@@ -12,13 +12,14 @@ from ..errors import DataError
 from .source import data_home
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.15, 0.15)  # train, val, test: the shares of every split here
 SPLIT_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx", "split")
 
 
 def grouped_stratified_split(
     index: pd.DataFrame,
     group_col: str = "lesion_id",
-    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
     seed: int = 0,
 ) -> pd.Series:
     """Assign each image to train/val/test so that no group crosses splits and each class keeps the fractions.
@@ -27,12 +28,12 @@ def grouped_stratified_split(
     relative to its target share, so every split gets a class's first groups and per-class image
     proportions land close to `fractions`.
     """
-    _check_fractions(fractions)
+    check_fractions(fractions)
     for column in (group_col, "dx"):
         if column not in index:
             raise DataError(f"split needs the column {column!r}; found {', '.join(index.columns)}")
     rng = np.random.default_rng(seed)
-    groups = index.groupby(group_col, observed=True).agg(dx=("dx", _majority), size=("dx", "size"))
+    groups = index.groupby(group_col, observed=True).agg(dx=("dx", majority_dx), size=("dx", "size"))
     assignment: dict[str, str] = {}
     targets = np.asarray(fractions, dtype=float)
     for _, members in groups.groupby("dx", observed=True, sort=True):
@@ -47,21 +48,23 @@ def grouped_stratified_split(
     return index[group_col].map(assignment).rename("split")
 
 
-def _majority(values: pd.Series) -> str:
+def majority_dx(values: pd.Series) -> str:
+    """The most frequent diagnosis among a group's images (the first in sorted order on a tie)."""
     return values.astype(str).mode().iloc[0]
 
 
-def _check_fractions(fractions: tuple[float, float, float]) -> None:
+def check_fractions(fractions: tuple[float, float, float]) -> None:
+    """ValueError unless fractions are three non-negative shares (train, val, test) summing to 1."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
 
 
-def lesion_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> pd.Series:
+def lesion_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> pd.Series:
     """Lesion-disjoint, class-stratified train/val/test split (no lesion_id in two splits)."""
     return grouped_stratified_split(index, "lesion_id", fractions, seed)
 
 
-def image_level_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> pd.Series:
+def image_level_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> pd.Series:
     """Class-stratified split by image, ignoring lesions; it leaks lesions and exists only to show that."""
     return grouped_stratified_split(index, "image_id", fractions, seed)
 
@@ -118,7 +121,7 @@ def load_split(index: pd.DataFrame, path: str | Path) -> pd.Series:
 
 
 def load_or_make_split(index: pd.DataFrame, path: str | Path | None = None, seed: int = 0,
-                       fractions: tuple[float, float, float] = (0.70, 0.15, 0.15), name: str = "ham10000") -> pd.Series:
+                       fractions: tuple[float, float, float] = SPLIT_FRACTIONS, name: str = "ham10000") -> pd.Series:
     """Reuse the lesion-disjoint split saved at path when it matches index exactly, else make and save it.
 
     Without a path the split lives in data/splits/<name>-<n images>-seed<seed>.csv, shared by every notebook.

@@ -1,8 +1,7 @@
-"""From a HAM10000 folder to train/val/test tensors: index, split, image cache, labels, in one call."""
+"""From a data folder to train/val/test tensors in one call: index, split, image cache, labels (`load_split_data`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,18 +9,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data.folder import load_image_folder
-from .data.ham10000 import load_ham10000
-from .errors import DataError
-from .data.labels import BINARY_CLASSES, DX_CLASSES, binary_label
-from .data.melanoma import FOLDER_SPLITS, folder_split, subsample_folder
-from .data.source import data_home
-from .data.splits import SPLITS, dermamnist_split, image_level_split, load_or_make_split, subsample_lesions
+from .folder import load_image_folder
+from .ham10000 import load_ham10000
 from .images import cached_images
-from .train import ImageData, default_device
+from .labels import BINARY_CLASSES, DX_CLASSES, binary_label
+from .melanoma import FOLDER_FRACTIONS, FOLDER_SPLITS, folder_split, subsample_folder
+from .source import data_home
+from .splits import SPLITS, dermamnist_split, image_level_split, load_or_make_split, subsample_lesions
+from .tensors import ImageData, default_device
 
 SPLIT_KINDS = ("lesion_disjoint", "image_level", "dermamnist_official")
-DERMAMNIST_ENV = "DERMAMNIST_SPLIT_CSV"
 
 
 @dataclass
@@ -64,17 +61,6 @@ def labels_for(index: pd.DataFrame, task: str) -> tuple[np.ndarray, list[str]]:
     raise ValueError(f"task must be 'dx' or 'binary'; got {task!r}")
 
 
-def find_dermamnist_csv(path: str | Path | None = None) -> Path | None:
-    """The DermaMNIST split CSV: path, else $DERMAMNIST_SPLIT_CSV, else data/dermamnist_split.csv; None if none is there."""
-    for candidate, what in ((path, "dermamnist_csv"), (os.environ.get(DERMAMNIST_ENV), f"${DERMAMNIST_ENV}")):
-        if candidate:
-            if not Path(candidate).is_file():
-                raise DataError(f"{what} points to {candidate}, which is not a file")
-            return Path(candidate)
-    default = data_home() / "dermamnist_split.csv"
-    return default if default.is_file() else None
-
-
 def assign_split(index: pd.DataFrame, kind: str, seed: int, name: str, split_csv: str | Path | None = None) -> pd.Series:
     """The split column for kind: the saved lesion-disjoint split, an image-level one, or DermaMNIST's."""
     if kind == "lesion_disjoint":
@@ -110,7 +96,7 @@ def split_parts(images: np.ndarray, labels: np.ndarray, split: pd.Series, names:
 
 
 def load_folder_split_data(root: str | Path, image_size: int, seed: int = 0, max_images: int | None = None,
-                           fractions: tuple[float, float, float] = (0.90, 0.05, 0.05), policy: str = "center_crop",
+                           fractions: tuple[float, float, float] = FOLDER_FRACTIONS, policy: str = "center_crop",
                            device: str | torch.device | None = None, cache_dir: str | Path | None = None,
                            name: str = "melanoma10k", progress: bool = True) -> SplitData:
     """Load a {train,test}/{benign,malignant} folder: its train folder split by image, its test folder as 'official_test'.

@@ -7,7 +7,7 @@ Resize policy for HAM10000's 4:3 images (600x450, or 200x150 in the offline copy
   is centred in dermoscopy, so this drops 1/8 of the width on each side (mostly surrounding skin)
   and never distorts shapes, which matter for border irregularity.
 - ``squash``: scale both sides to `size`, keeping all pixels but stretching the lesion vertically
-  by 4/3 (what ``transforms.Resize((128, 128))`` in the seed notebooks does).
+  by 4/3 (what ``transforms.Resize((128, 128))`` in the reference notebooks does).
 - ``pad``: scale the longer side to `size` and pad top and bottom with black, keeping everything
   undistorted at the cost of 1/4 of the pixels.
 """
@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .errors import DataError
-from .io import atomic_path, remove_stale_temporaries
+from ..errors import DataError
+from ..io import atomic_path, remove_stale_temporaries
 
 RESIZE_POLICIES: tuple[str, ...] = ("center_crop", "squash", "pad")
 CACHE_VERSION = 1

@@ -1,4 +1,8 @@
-"""A deployable classifier: network + input normalisation + class names, saved as one self-contained checkpoint."""
+"""A deployable classifier: network + input normalisation + class names, saved as one self-contained checkpoint.
+
+The checkpoint's "arch" is the network's `model_spec` (name, num_classes, kwargs, pretrained): the one record of
+its architecture, from which `load_checkpoint` rebuilds it.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .errors import CheckpointError
-from .images import RESIZE_POLICIES, check_policy
-from .io import atomic_path
-from .models import create_model, normalization
+from ..data.images import RESIZE_POLICIES, check_policy
+from ..errors import CheckpointError
+from ..io import atomic_path
+from .registry import create_model, model_from_spec, model_spec, normalization
 
 CHECKPOINT_FORMAT = "skin-lesion-classifier/1"
 REQUIRED_KEYS = ("state_dict", "arch", "classes", "image_size", "normalization")
@@ -24,12 +28,11 @@ REQUIRED_SUBKEYS = {"arch": ("name", "num_classes", "kwargs"), "normalization": 
 class Classifier(nn.Module):
     """Takes uint8 or [0, 1] float images (N, 3, H, W), normalises them and returns logits."""
 
-    def __init__(self, net: nn.Module, arch: dict[str, Any], classes: Sequence[str], image_size: int,
-                 mean: Sequence[float], std: Sequence[float], resize_policy: str = "center_crop") -> None:
+    def __init__(self, net: nn.Module, classes: Sequence[str], image_size: int, mean: Sequence[float],
+                 std: Sequence[float], resize_policy: str = "center_crop") -> None:
         super().__init__()
         check_policy(resize_policy)  # here, not first when an image is predicted
-        self.net = net
-        self.arch = dict(arch)
+        self.net = net  # made by create_model: model_spec(net) is how to rebuild it
         self.classes = list(classes)
         self.image_size = int(image_size)
         self.resize_policy = resize_policy
@@ -49,8 +52,7 @@ def build_classifier(name: str, classes: Sequence[str], image_size: int, pretrai
     kwargs = {"image_size": image_size, **kwargs}
     net = create_model(name, len(classes), pretrained=pretrained, **kwargs)
     mean, std = normalization(name, bool(pretrained))
-    arch = {"name": name, "num_classes": len(classes), "kwargs": kwargs, "pretrained": str(pretrained)}
-    return Classifier(net, arch, classes, image_size, mean, std, resize_policy)
+    return Classifier(net, classes, image_size, mean, std, resize_policy)
 
 
 def save_checkpoint(model: Classifier, path: str | Path, config: dict[str, Any] | None = None,
@@ -60,7 +62,7 @@ def save_checkpoint(model: Classifier, path: str | Path, config: dict[str, Any] 
     payload = {
         "format": CHECKPOINT_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
-        "arch": model.arch,
+        "arch": model_spec(model.net),
         "classes": model.classes,
         "image_size": model.image_size,
         "resize_policy": model.resize_policy,
@@ -85,13 +87,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     _check_payload(path, payload)
     arch = payload["arch"]
     try:
-        net = create_model(arch["name"], arch["num_classes"], pretrained=False, **arch["kwargs"])
+        net = model_from_spec(arch)
     except (ValueError, TypeError, KeyError) as err:
         raise CheckpointError(f"checkpoint {path}: its architecture {arch['name']!r} cannot be built here: {err}") from err
-    _check_weights_fit(path, net, payload["state_dict"], arch["name"])
+    _check_weights_fit(path, net, payload["state_dict"], model_spec(net)["name"])
     net.load_state_dict(payload["state_dict"])
     norm = payload["normalization"]
-    model = Classifier(net, arch, payload["classes"], payload["image_size"], norm["mean"], norm["std"],
+    model = Classifier(net, payload["classes"], payload["image_size"], norm["mean"], norm["std"],
                        payload.get("resize_policy", "center_crop"))
     return model.eval(), payload
 
@@ -139,7 +141,7 @@ def _check_payload(path: Path, payload: Any) -> None:
         bare = bool(payload) and all(isinstance(v, torch.Tensor) for v in payload.values())
         raise CheckpointError(
             f"checkpoint {path} has format {payload.get('format')!r}, not {CHECKPOINT_FORMAT!r}"
-            + (": it looks like a bare state dict; save the Classifier with helpers.classifier.save_checkpoint"
+            + (": it looks like a bare state dict; save the Classifier with helpers.models.save_checkpoint"
                if bare else ""))
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     missing += [f"{key}.{sub}" for key, subs in REQUIRED_SUBKEYS.items() if isinstance(payload.get(key), dict)
