@@ -34,7 +34,7 @@ lab: $(STAMP)  ## JupyterLab on this project's environment and kernel
 	$(BIN)/jupyter lab --port $(LAB_PORT) $(LAB_ARGS) notebooks  # the "python3" kernel it offers is this .venv's Python
 
 bench: $(STAMP)  ## training throughput, ours vs a seed-style baseline (needs HAM10000_DIR)
-	$(BIN)/python benchmarks/train_throughput.py --data $${HAM10000_DIR:?set HAM10000_DIR to a HAM10000 folder} --model seed_cnn --image-size 128 --images 1500
+	$(BIN)/python benchmarks/train_throughput.py --data $${HAM10000_DIR:?set HAM10000_DIR to a HAM10000 folder} --model reference_cnn --image-size 128 --images 1500
 	$(BIN)/python benchmarks/train_throughput.py --data $${HAM10000_DIR} --model resnet18 --image-size 128 --images 800
 
 data: $(STAMP)  ## download HAM10000 into data/ham10000 (needs network access)
