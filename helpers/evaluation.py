@@ -10,6 +10,7 @@ import pandas as pd
 from torch import nn
 
 from .data.dataset import SplitData
+from .decision import balanced_decision_summary, class_priors, fit_tau
 from .inference import predict, predict_logits
 from .metrics import apply_temperature, fit_temperature, metrics_summary
 
@@ -31,9 +32,26 @@ class Evaluation:
 
 
 def evaluate_split(model: nn.Module, data: SplitData, split: str = "test", tta: bool = False,
-                   n_boot: int = 1000, seed: int = 0) -> Evaluation:
-    """Predict a split and summarise it with the metrics-JSON fields (95% CIs resample lesions)."""
-    return evaluation_of(data, predict(model, data.parts[split].images, tta=tta), split, n_boot, seed)
+                   n_boot: int = 1000, seed: int = 0, balanced_decision: bool = True) -> Evaluation:
+    """Predict a split and summarise it with the metrics-JSON fields (95% CIs resample lesions).
+
+    With balanced_decision (multi-class only), the summary also holds "balanced_decision": the same
+    probabilities decided by logit adjustment with tau fitted on the validation split (helpers.decision).
+    """
+    evaluation = evaluation_of(data, predict(model, data.parts[split].images, tta=tta), split, n_boot, seed)
+    if balanced_decision and len(data.classes) > 2 and split != "val" and len(data.val):
+        val_probs = predict(model, data.val.images, tta=tta)
+        evaluation.summary["balanced_decision"] = decide_balanced(data, val_probs, evaluation, n_boot, seed)
+    return evaluation
+
+
+def decide_balanced(data: SplitData, val_probs: np.ndarray, evaluation: Evaluation, n_boot: int = 1000,
+                    seed: int = 0) -> dict[str, Any]:
+    """The balanced decision's metrics on evaluation's split, tau fitted on the validation probabilities."""
+    priors = class_priors(data.train.labels.cpu().numpy(), len(data.classes))
+    tau = fit_tau(val_probs, data.val.labels.cpu().numpy(), priors)
+    return balanced_decision_summary(evaluation.y_true, evaluation.probs, priors, tau, data.classes,
+                                     evaluation.groups, n_boot=n_boot, seed=seed)
 
 
 def evaluation_of(data: SplitData, probs: np.ndarray, split: str = "test", n_boot: int = 1000, seed: int = 0) -> Evaluation:
@@ -79,6 +97,10 @@ def comparison_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
         rows[name] = {"accuracy": s["accuracy"], "balanced_accuracy": s["balanced_accuracy"],
                       "bal. acc. 95% CI": f"{low:.3f}–{high:.3f}", "macro_f1": s["macro_f1"],
                       "macro_auc": s["macro_auc"], "n_test": s["n_test"]}
+        if "balanced_decision" in s:  # the same probabilities, decided for balanced accuracy (helpers.decision)
+            decision = s["balanced_decision"]
+            rows[name].update({"balanced decision: accuracy": decision["accuracy"],
+                               "balanced decision: bal. acc.": decision["balanced_accuracy"]})
     return pd.DataFrame.from_dict(rows, orient="index").round(3)
 
 

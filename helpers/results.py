@@ -127,9 +127,23 @@ def _model_problems(entry: Any) -> list[str]:
         problems.append(_wrong("threshold", entry["threshold"], "a number in [0, 1]"))
     problems += _recall_problems(entry.get("per_class_recall", _ABSENT))
     problems += _ci_problems(entry.get("ci95", _ABSENT), required)
+    if "balanced_decision" in entry:
+        problems += [f"balanced_decision: {problem}" for problem in _decision_problems(entry["balanced_decision"])]
     if not _is_count(entry.get("n_test")):
         problems.append(_wrong("n_test", entry.get("n_test", _ABSENT), "an integer > 0"))
     return problems
+
+
+def _decision_problems(decision: Any) -> list[str]:
+    """Problems in a model's optional balanced decision: tau >= 0, accuracies, per-class recall, the CI."""
+    if not isinstance(decision, Mapping):
+        return [f"must be a mapping, got {type(decision).__name__}"]
+    problems = [] if _is_number(decision.get("tau")) and decision["tau"] >= 0 else [
+        _wrong("tau", decision.get("tau", _ABSENT), "a number >= 0")]
+    problems += [_wrong(key, decision.get(key, _ABSENT), "a number in [0, 1] or null")
+                 for key in ("accuracy", "balanced_accuracy") if not _is_fraction_or_none(decision.get(key, _ABSENT))]
+    problems += _recall_problems(decision.get("per_class_recall", _ABSENT))
+    return problems + _ci_problems(decision.get("ci95", _ABSENT), ("balanced_accuracy",))
 
 
 def _recall_problems(recall: Any) -> list[str]:
@@ -372,8 +386,9 @@ def _table_cells(line: str) -> list[str]:
 # ---------------------------------------------------------------- the README results table
 
 TABLE_HEADER = ("| notebook | model | preset | data | split | hardware | n_test | accuracy "
-                "| balanced accuracy (95% CI) | macro AUC (binary: AUC) |\n"
-                "|---|---|---|---|---|---|--:|--:|--:|--:|")
+                "| balanced accuracy (95% CI) | macro AUC (binary: AUC) "
+                "| balanced decision: accuracy, balanced accuracy (95% CI) |\n"
+                "|---|---|---|---|---|---|--:|--:|--:|--:|--:|")
 
 
 def results_markdown(reports_dir: Path, base: Path) -> str:
@@ -393,8 +408,18 @@ def _table_row(name: str, result: Mapping[str, Any], model: str, entry: Mapping[
     split = (result.get("model_splits") or {}).get(model, result.get("split"))  # 05 tests models on different sets
     cells = [f"[{name}]({link})", model, result.get("preset"), result.get("data_source"), split,
              result.get("device_name", result.get("device")), entry.get("n_test"), fmt(entry.get("accuracy")),
-             f"{fmt(entry.get('balanced_accuracy'))} ({fmt_ci(entry, 'balanced_accuracy')})", fmt(auc_of(entry))]
+             f"{fmt(entry.get('balanced_accuracy'))} ({fmt_ci(entry, 'balanced_accuracy')})", fmt(auc_of(entry)),
+             balanced_decision_cell(entry)]
     return "| " + " | ".join(_cell(value) for value in cells) + " |"
+
+
+def balanced_decision_cell(entry: Mapping[str, Any]) -> str | None:
+    """"accuracy, balanced accuracy (CI)" of the model's balanced decision (helpers.decision), None when not recorded."""
+    decision = entry.get("balanced_decision")
+    if not isinstance(decision, Mapping):
+        return None
+    return (f"{fmt(decision.get('accuracy'))}, {fmt(decision.get('balanced_accuracy'))} "
+            f"({fmt_ci(decision, 'balanced_accuracy')})")
 
 
 def _no_models(metrics: Mapping[str, Any]) -> str:

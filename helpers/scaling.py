@@ -294,7 +294,7 @@ def run_row(row: ScalingRow, data: SplitData, fingerprint: dict[str, Any], n_boo
             module.momentum = FIXED_RECIPE["batchnorm_momentum"]
     parameters, flops = count_parameters(model), flops_per_image(model, row.image_size)
     result = fit(model, train, data.val, train_config(row, progress))
-    summary = evaluate_split(model, data, "test", n_boot=n_boot, seed=0).summary
+    summary = evaluate_split(model, data, "test", n_boot=n_boot, seed=0, balanced_decision=False).summary
     seen = int(result.history["train_images"].sum())
     lesions = data.rows("train").iloc[positions]["lesion_id"].nunique()
     record = {

@@ -160,7 +160,14 @@ def test_write_readme_results(tmp_path: Path) -> None:
                               "| CPU test (2 cores) | ")
     balanced = f"{seed['balanced_accuracy']:.3f} ({low:.3f}–{high:.3f})"
     assert f"| {seed['accuracy']:.3f} | {balanced} | {seed['macro_auc']:.3f} |" in rows[0]
-    assert rows[1].endswith(f"| {binary['auc']:.3f} |") and "| binary_cnn |" in rows[1]
+    assert rows[1].endswith(f"| {binary['auc']:.3f} | – |") and "| binary_cnn |" in rows[1]  # no balanced decision
+
+    decided = {"tau": 0.8, "accuracy": 0.61, "balanced_accuracy": 0.55, "per_class_recall": {"nv": 0.6},
+               "ci95": {"balanced_accuracy": [0.5, 0.6]}}
+    write_metrics(reports, {**metrics, "models": {**metrics["models"], "seed_cnn": {**seed, "balanced_decision": decided}}})
+    assert write_readme_results(readme, reports)
+    table = readme.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
+    assert "| 0.610, 0.550 (0.500–0.600) |" in [line for line in table.splitlines() if "seed_cnn" in line][0]
 
     write_metrics(reports, {**metrics, "model_splits": {"binary_cnn": "official test folder"}})
     assert write_readme_results(readme, reports)
