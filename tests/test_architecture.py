@@ -25,7 +25,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # a model applied to images: fit validates with it every epoch, so it sits below training
     "inference": ("inference",),
     "training": ("augment", "train"),
-    "evaluation": ("metrics", "decision", "subgroups", "evaluation", "gradcam", "screening", "published", "predict"),
+    "evaluation": ("metrics", "decision", "subgroups", "evaluation", "gradcam", "screening", "published", "predict",
+                   "evaluate"),
     "studies": ("config", "recipes", "eda", "powerlaw", "scaling", "plots", "tables"),
     "reports": ("results", "site", "reports", "colab"),
 }
