@@ -1,1 +1,74 @@
-"""Tested library behind the skin-lesion notebook course."""
+"""Tested library behind the skin-lesion notebook course: `from helpers import ...` gives a notebook what it needs.
+
+The names, by stage of a notebook (each loads its module on first use, so `import helpers` stays light):
+
+    start       setup (parameters -> preset -> recipe: the one Config, its arms by name, the banner), Config
+    data        load_ham10000, subsample_lesions, load_or_make_split, split_table, image_level_split,
+                leaked_lesions, leak_table, DX_CLASSES, DX_NAMES, MALIGNANT_DX, find_dermamnist_csv, models_home,
+                data_home, load_split_data, load_folder_split_data, cached_images, cache_path, load_resized,
+                load_resized_mask, resolve_melanoma_source, describe_melanoma, duplicates (module)
+    models      ensure_weights, WeightsUnavailableError, normalization, count_parameters, gradcam_layer,
+                load_checkpoint (an arm builds its own model: config.arm(name).build(classes))
+    training    fit, AugmentConfig, preview
+    inference   predict, predict_logits
+    evaluation  evaluate_split, evaluation_of, comparison_table, recall_table, majority_baseline,
+                temperature_scaled, pick_cases, accuracy_by_lesion, classification_report_table,
+                expected_calibration_error, metrics_summary, classification_metrics, threshold_for_sensitivity,
+                classifier_cams, cam_mass_inside, per_thousand_lesions, dermamnist_comparison,
+                metrics, gradcam (modules)
+    studies     eda, scaling, powerlaw (modules)
+    display     plots (module), history_table, value_table, full_text, fmt_ci, test_set_name
+    end         finish (metrics assembled, validated and saved; the best checkpoint)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> the module (relative to helpers) it comes from; a module listed under its own name is the module itself
+_SOURCES: dict[str, str] = {
+    "setup": "config", "Config": "config",
+    "load_ham10000": "data", "subsample_lesions": "data", "load_or_make_split": "data", "split_table": "data",
+    "image_level_split": "data", "leaked_lesions": "data", "DX_CLASSES": "data", "DX_NAMES": "data",
+    "MALIGNANT_DX": "data", "find_dermamnist_csv": "data", "models_home": "data", "data_home": "data",
+    "leak_table": "leakage", "accuracy_by_lesion": "leakage",
+    "load_split_data": "data.dataset", "load_folder_split_data": "data.dataset",
+    "cached_images": "data.images", "cache_path": "data.images", "load_resized": "data.images",
+    "load_resized_mask": "data.images",
+    "resolve_melanoma_source": "data.melanoma", "describe_melanoma": "data.melanoma",
+    "duplicates": "data.duplicates",
+    "ensure_weights": "models", "WeightsUnavailableError": "models", "normalization": "models",
+    "count_parameters": "models", "gradcam_layer": "models", "load_checkpoint": "models",
+    "fit": "train", "AugmentConfig": "augment", "preview": "augment",
+    "predict": "inference", "predict_logits": "inference",
+    "evaluate_split": "evaluation", "evaluation_of": "evaluation", "comparison_table": "evaluation",
+    "recall_table": "evaluation", "majority_baseline": "evaluation", "temperature_scaled": "evaluation",
+    "pick_cases": "evaluation",
+    "classification_report_table": "metrics", "expected_calibration_error": "metrics", "metrics_summary": "metrics",
+    "classification_metrics": "metrics", "threshold_for_sensitivity": "metrics",
+    "classifier_cams": "gradcam", "cam_mass_inside": "gradcam", "per_thousand_lesions": "screening",
+    "dermamnist_comparison": "published",
+    "metrics": "metrics", "gradcam": "gradcam", "eda": "eda", "scaling": "scaling", "powerlaw": "powerlaw",
+    "plots": "plots", "history_table": "tables", "value_table": "tables", "full_text": "tables",
+    "fmt_ci": "results", "test_set_name": "results",
+    "finish": "finish",
+}
+_MODULES = {"duplicates": "data.duplicates", "metrics": "metrics", "gradcam": "gradcam", "eda": "eda",
+            "scaling": "scaling", "powerlaw": "powerlaw", "plots": "plots"}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    """Load a curated name's module on first use (PEP 562)."""
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_SOURCES[name]}")
+    value = module if name in _MODULES else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,10 +1,15 @@
-"""Presets and the one resolved configuration every notebook prints and saves beside its results."""
+"""Presets and the one resolved configuration every notebook prints and saves beside its results.
+
+One merge, in one place: a notebook's parameters -> its preset -> its recipe (helpers.recipes).
+`setup(notebook, preset=..., data_dir=..., seed=..., **parameters)` returns that Config and prints its banner.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import platform
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +19,10 @@ import torch
 
 from .data.source import DataSource, describe, resolve_data_source
 from .precision import describe_amp
+from .recipes import CHECK_ENV, NOTEBOOKS, Arm, Recipe, check_mode, resolve_recipe
 from .validate import check_int
 
 PRESET_ENV = "SKIN_LESION_PRESET"
-CHECK_ENV = "SKIN_LESION_CHECK"  # set by `python -m helpers.reports --check`
 CHECK_MAX_IMAGES = 64  # a check run's max_images: subsample_lesions keeps whole lesions and >= 15 images per class
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -43,11 +48,31 @@ class Config:
     max_images: int | None
     seed: int
     amp: str = "off"  # the mixed precision `fit` picks on this device with amp="auto": bf16, fp16 or off
-    extra: dict[str, Any] = field(default_factory=dict)
+    notebook: str = ""
+    recipe: Recipe | None = None  # the notebook's resolved recipe: settings and arms, the parameters applied
+    parameters: dict[str, Any] = field(default_factory=dict)  # other notebook parameters, recorded as given
+    started: float = field(default_factory=time.time, compare=False, repr=False)  # for the metrics' wall time
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The recipe's settings (sizes, epochs, lists of sizes), empty without a recipe."""
+        return dict(self.recipe.settings) if self.recipe else {}
+
+    def arm(self, name: str, model: str | None = None, image_size: int | None = None) -> Arm:
+        """The recipe's arm called name (optionally with another architecture or input size)."""
+        if self.recipe is None:
+            raise ValueError(f"{self.notebook or 'this notebook'} has no recipe, so no arm {name!r}")
+        return self.recipe.arm(name, model, image_size)
+
+    def banner(self, n_images: int | None = None) -> str:
+        """The configuration as a few printable lines (see `banner`)."""
+        return banner(self, n_images)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-value dictionary, for JSON next to results."""
-        return dataclasses.asdict(self)
+        """Plain-value dictionary, for JSON next to results and in checkpoints."""
+        values = dataclasses.asdict(self)
+        values.pop("started")
+        return values
 
 
 def resolve_preset(preset: str = "auto") -> str:
@@ -59,11 +84,6 @@ def resolve_preset(preset: str = "auto") -> str:
         raise ValueError(f"preset must be one of auto, {', '.join(PRESETS)}; got {chosen!r} "
                          f"({'from $' + PRESET_ENV if os.environ.get(PRESET_ENV) else 'from the preset parameter'})")
     return chosen
-
-
-def check_mode() -> bool:
-    """True inside a check run ($SKIN_LESION_CHECK=1): a preset's code path on a few dozen images, not a result."""
-    return os.environ.get(CHECK_ENV, "") not in ("", "0")
 
 
 def hardware_description() -> str:
@@ -90,7 +110,6 @@ def resolve_config(
     batch_size: int | None = None,
     max_images: int | None = None,
     seed: int = 0,
-    **extra: Any,
 ) -> Config:
     """Turn a notebook's parameters into one Config: explicit values win over the preset's (None: the preset's)."""
     for key, value in (("image_size", image_size), ("epochs", epochs), ("batch_size", batch_size),
@@ -114,7 +133,6 @@ def resolve_config(
         max_images=_max_images(max_images, defaults["max_images"]),
         seed=seed,
         amp=describe_amp(device),
-        extra=extra,
     )
 
 
@@ -125,11 +143,27 @@ def _max_images(asked: int | None, preset_default: int | None) -> int | None:
     return chosen
 
 
-def with_recipe(config: Config, settings: Mapping[str, Any]) -> Config:
-    """config with a notebook's recipe applied: its image size, epochs and batch size win, the rest go to extra."""
-    sizes = {key: settings[key] for key in ("image_size", "epochs", "batch_size") if key in settings}
-    rest = {key: value for key, value in settings.items() if key not in sizes}
-    return dataclasses.replace(config, **sizes, extra={**config.extra, **rest})
+def setup(notebook: str, preset: str = "auto", data_dir: str | None = None, seed: int = 0, *, show: bool = True,
+          record: Mapping[str, Any] | None = None, **parameters: Any) -> Config:
+    """A notebook's one Config: its parameters (None: the recipe's) -> preset -> recipe; prints the banner when show.
+
+    parameters override the recipe's settings of the same name (earlier names too, e.g. seed_epochs) and so the
+    arms built from them; record holds other parameters (paths, switches), saved as given. The config's
+    image size, epochs and batch size are the recipe's where it sets them, else the preset's.
+    """
+    config = resolve_config(preset, data_dir=data_dir, seed=seed)
+    if notebook in NOTEBOOKS:
+        recipe = resolve_recipe(notebook, config.preset, seed=seed, **parameters)
+    elif parameters:
+        raise ValueError(f"{notebook} has no recipe, so no parameter {', '.join(sorted(parameters))}")
+    else:
+        recipe = None
+    sizes = {key: recipe.settings[key] for key in ("image_size", "epochs", "batch_size")
+             if recipe and key in recipe.settings}
+    config = dataclasses.replace(config, **sizes, notebook=notebook, recipe=recipe, parameters=dict(record or {}))
+    if show:
+        print(config.banner())
+    return config
 
 
 def banner(config: Config, n_images: int | None = None) -> str:
@@ -140,8 +174,15 @@ def banner(config: Config, n_images: int | None = None) -> str:
         *([f"CHECK RUN of the {config.preset} preset: a tiny lesion-grouped subset (at least 15 images per class), "
            "at most 2 epochs per training; its numbers prove the code path only"] if check_mode() else []),
         f"preset {config.preset} | device {config.device} ({config.hardware}) | amp {config.amp} | seed {config.seed}",
-        f"image size {config.image_size}px | epochs {config.epochs} | batch {config.batch_size}"
-        + (f" | at most {config.max_images} images" if config.max_images else ""),
     ]
-    lines += [f"{key} = {value!r}" for key, value in config.extra.items()]
+    arms = config.recipe.arms if config.recipe else {}
+    if arms:  # each arm's own sizes: a notebook's arms train at different sizes and batches
+        lines += [arm.describe() for arm in arms.values()]
+        lines += [f"at most {config.max_images} images"] if config.max_images else []
+    else:
+        lines.append(f"image size {config.image_size}px | epochs {config.epochs} | batch {config.batch_size}"
+                     + (f" | at most {config.max_images} images" if config.max_images else ""))
+        lines += [f"{key} = {value!r}" for key, value in config.settings.items()
+                  if key not in ("image_size", "epochs", "batch_size")]
+    lines += [f"{key} = {value!r}" for key, value in config.parameters.items()]
     return "\n".join(lines)

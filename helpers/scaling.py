@@ -45,18 +45,10 @@ from .evaluation import evaluate_split
 from .io import atomic_open, write_json
 from .models import (build_classifier, count_parameters, ensure_weights, flops_per_image, pretrained_available,
                      weights_file)
+from .recipes.scaling_study import FIXED_RECIPE  # the training recipe of every row, part of its id
 from .train import TrainConfig, fit
 
 NOTEBOOK = "06_scaling_study"
-# The training recipe of every row; only the settings of ScalingRow vary. Part of each row's id.
-FIXED_RECIPE: dict[str, Any] = {
-    "optimizer": "adamw", "schedule": "onecycle", "label_smoothing": 0.1, "imbalance": "weighted_loss",
-    "class_weight_power": 0.5, "monitor": "val_balanced_accuracy", "restore_best": True,
-    "augment": dataclasses.asdict(AugmentConfig()),
-    # PyTorch's default for every model: EfficientNet-Lite0 ships 0.01, whose running statistics lag far
-    # behind the weights in runs of a few dozen steps, so its evaluation would measure the lag, not the data.
-    "batchnorm_momentum": 0.1,
-}
 RECORD_FIELDS = ("id", "label", "model", "pretrained", "parameters", "flops_per_image", "image_size", "fraction",
                  "n_train", "n_train_lesions", "seed", "epochs_run", "best_epoch", "passes", "train_images_seen",
                  "train_compute_flops", "wall_time_s", "train_time_s", "val_balanced_accuracy", "accuracy",

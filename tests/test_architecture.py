@@ -17,7 +17,7 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 # Lowest first. Names are relative to helpers: "" is helpers/__init__.py, "data" helpers/data/__init__.py.
 LAYERS: dict[str, tuple[str, ...]] = {
     # used by every layer: exceptions, atomic files, parameter checks, command-line conventions, mixed precision
-    "core": ("", "errors", "io", "validate", "cli", "precision"),
+    "core": ("errors", "io", "validate", "cli", "precision"),
     "data": ("data", "data.__main__", "data.labels", "data.images", "data.ham10000", "data.folder", "data.source",
              "data.splits", "data.melanoma", "data.synthetic", "data.duplicates", "data.download", "data.tensors",
              "data.dataset"),
@@ -26,9 +26,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "inference": ("inference",),
     "training": ("augment", "train"),
     "evaluation": ("metrics", "decision", "subgroups", "evaluation", "gradcam", "screening", "published", "predict",
-                   "evaluate"),
-    "studies": ("config", "recipes", "eda", "powerlaw", "scaling", "plots", "tables"),
-    "reports": ("results", "site", "reports", "colab"),
+                   "evaluate", "leakage"),
+    "studies": ("config", "recipes", "recipes.arms", "recipes.preprocessing", "recipes.custom_cnn",
+                "recipes.resnet_transfer", "recipes.efficientnet_binary", "recipes.scaling_study", "eda", "powerlaw", "scaling", "plots", "tables"),
+    "reports": ("results", "site", "reports", "colab", "finish"),
+    # helpers/__init__.py: the curated notebook API, loading any layer's names on first use
+    "api": ("",),
 }
 LAYER_NAMES = list(LAYERS)
 LAYER_OF = {module: rank for rank, names in enumerate(LAYERS.values()) for module in names}

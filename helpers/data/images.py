@@ -92,6 +92,12 @@ def cache_fingerprint(paths: Sequence[str | Path], size: int, policy: str) -> st
     return digest.hexdigest()[:16]
 
 
+def cache_path(paths: Sequence[str | Path], size: int, cache_dir: str | Path, policy: str = "center_crop",
+               name: str = "images") -> Path:
+    """The cache file `cached_images` reads or builds for these arguments (whether or not it exists yet)."""
+    return Path(cache_dir) / f"{name}-{size}px-{policy}-{cache_fingerprint(paths, size, policy)}.npy"
+
+
 def cached_images(
     paths: Sequence[str | Path],
     size: int,
@@ -113,7 +119,7 @@ def cached_images(
         raise ValueError(f"size must be a positive number of pixels, got {size}")
     cache_dir = Path(cache_dir)
     prefix = f"{name}-{size}px-{policy}-"
-    target = cache_dir / f"{prefix}{cache_fingerprint(paths, size, policy)}.npy"
+    target = cache_path(paths, size, cache_dir, policy, name)
     remove_stale_temporaries(cache_dir, f"{glob.escape(prefix)}*.npy")
     if not target.exists():
         _build(paths, size, policy, target, workers, progress)
