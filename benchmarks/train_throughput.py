@@ -30,7 +30,7 @@ from helpers.data.images import cached_images
 from helpers.data.tensors import ImageData
 from helpers.models import build_classifier
 from helpers.precision import resolve_amp
-from helpers.train import TrainConfig, fit
+from helpers.training import TrainConfig, fit
 
 
 class SeedStyleDataset(Dataset):

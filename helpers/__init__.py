@@ -40,7 +40,7 @@ _SOURCES: dict[str, str] = {
     "duplicates": "data.duplicates",
     "ensure_weights": "models", "WeightsUnavailableError": "models", "normalization": "models",
     "count_parameters": "models", "gradcam_layer": "models", "load_checkpoint": "models",
-    "fit": "train", "AugmentConfig": "augment", "preview": "augment",
+    "fit": "training", "AugmentConfig": "augment", "preview": "augment",
     "predict": "inference", "predict_logits": "inference",
     "evaluate_split": "evaluation", "evaluation_of": "evaluation", "comparison_table": "evaluation",
     "recall_table": "evaluation", "majority_baseline": "evaluation", "temperature_scaled": "evaluation",

@@ -46,7 +46,7 @@ from .io import atomic_open, write_json
 from .models import (build_classifier, count_parameters, ensure_weights, flops_per_image, pretrained_available,
                      weights_file)
 from .recipes.scaling_study import FIXED_RECIPE  # the training recipe of every row, part of its id
-from .train import TrainConfig, fit
+from .training import TrainConfig, fit
 
 NOTEBOOK = "06_scaling_study"
 RECORD_FIELDS = ("id", "label", "model", "pretrained", "parameters", "flops_per_image", "image_size", "fraction",

@@ -1,295 +1,45 @@
-"""One training loop for GPU and CPU: `fit` a model on the ImageData of a split, with augmentation as tensor ops,
-bf16 or fp16 autocast per device, channels_last, optimisers and schedules, class imbalance handling, early stopping,
-atomic checkpoints of the best epoch, and DDP under torchrun. `python -m helpers.train` trains one model."""
+"""Train from the command line; also the torchrun entry point for DDP.
+
+    python -m helpers.train --recipe 03_custom_cnn:improved [--preset cpu] [--data DIR] --checkpoint F
+    python -m helpers.train --list-recipes [--preset cpu]
+    python -m helpers.train --data DIR --model resnet18 --image-size 64 --epochs 5 [--checkpoint F]
+    torchrun --nproc-per-node 2 -m helpers.train --recipe 04_resnet_transfer:finetune --checkpoint F
+
+--recipe trains exactly the arm that notebook uses (helpers.recipes): model, pretrained weights, input size,
+schedule, augmentation, imbalance handling; the checkpoint also holds the temperature and balanced decision fitted
+on validation, which `python -m helpers.evaluate` applies. Without --recipe, the flags give one model and recipe.
+"""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import math
-import os
-import time
-import warnings
-from dataclasses import dataclass, field
+import argparse
+import json
+import sys
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch import nn
-from tqdm import tqdm
 
-from .augment import AugmentConfig, augment_batch
-from .data.tensors import ImageData, default_device
+from .cli import add_debug_argument, non_negative_int, positive_float, positive_int, run
+from .config import PRESETS, resolve_preset
+from .data.dataset import load_split_data
+from .data.tensors import default_device
+from .errors import DataError
 from .inference import evaluate
-from .models import head_parameters, save_checkpoint
-from .precision import AMP_MODES, autocast, grad_scaler, resolve_amp
-
-OPTIMIZERS = ("adam", "adamw", "adadelta")
-SCHEDULES = ("constant", "cosine", "onecycle")
-IMBALANCE = ("none", "weighted_loss", "balanced_sampling")
-MONITORS = {"val_balanced_accuracy": "max", "val_accuracy": "max", "val_loss": "min"}
+from .models import build_classifier
+from .train_recipe import recipe_names, train_recipe
+from .training import IMBALANCE, OPTIMIZERS, TrainConfig, distributed, fit
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything `fit` needs besides the model and the data; saved with every checkpoint."""
-
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    backbone_lr: float | None = None
-    weight_decay: float = 1e-4
-    adadelta_rho: float = 0.9
-    adadelta_eps: float = 1e-6
-    schedule: str = "cosine"
-    label_smoothing: float = 0.0
-    imbalance: str = "none"
-    class_weight_power: float = 1.0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    monitor: str = "val_balanced_accuracy"
-    patience: int | None = None
-    min_delta: float = 0.0
-    restore_best: bool = True
-    amp: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    eval_batch_size: int = 256
-    max_steps_per_epoch: int | None = None
-    seed: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
-                                     ("imbalance", self.imbalance, IMBALANCE), ("monitor", self.monitor, tuple(MONITORS)),
-                                     ("amp", self.amp, AMP_MODES)):
-            if value not in allowed:
-                raise ValueError(f"TrainConfig.{name} must be one of {', '.join(allowed)}; got {value!r}")
-        from .validate import check_bool, check_int, check_number
-
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            check_int(f"TrainConfig.{name}", getattr(self, name))
-        for name in ("patience", "max_steps_per_epoch"):
-            check_int(f"TrainConfig.{name}", getattr(self, name), optional=True)
-        check_int("TrainConfig.seed", self.seed, minimum=0)
-        for name in ("lr", "weight_decay", "class_weight_power", "min_delta"):
-            check_number(f"TrainConfig.{name}", getattr(self, name))
-        check_number("TrainConfig.backbone_lr", self.backbone_lr, optional=True)
-        check_number("TrainConfig.label_smoothing", self.label_smoothing, maximum=1.0)
-        check_number("TrainConfig.adadelta_rho", self.adadelta_rho, maximum=1.0)
-        check_number("TrainConfig.adadelta_eps", self.adadelta_eps, above_minimum=True)
-        for name in ("restore_best", "channels_last", "compile", "progress"):
-            check_bool(f"TrainConfig.{name}", getattr(self, name))
-        if not isinstance(self.augment, AugmentConfig):
-            raise ValueError(f"TrainConfig.augment must be an AugmentConfig; got {self.augment!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON and checkpoints."""
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class FitResult:
-    """What `fit` returns: per-epoch history, the best epoch and its monitored value."""
-
-    history: pd.DataFrame
-    best_epoch: int
-    best_score: float
-    stopped_early: bool
-    checkpoint: Path | None
-    wall_time_s: float
-    amp: str  # the resolved mixed precision: bf16, fp16 or off
-
-
-def distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def class_weights(labels: torch.Tensor, num_classes: int, power: float = 1.0) -> torch.Tensor:
-    """Inverse-frequency weights to the given power (0.5: square root), mean 1 over present classes, 0 for absent ones."""
-    counts = torch.bincount(labels, minlength=num_classes).float()
-    present = counts > 0
-    weights = torch.where(present, (counts.sum() / counts.clamp(min=1)) ** power, torch.zeros_like(counts))
-    return weights * present.sum() / weights.sum()
-
-
-def epoch_order(labels: torch.Tensor, imbalance: str, generator: torch.Generator) -> torch.Tensor:
-    """Indices of one epoch: a permutation, or class-balanced draws with replacement."""
-    n = len(labels)
-    if imbalance == "balanced_sampling":
-        per_image = class_weights(labels.cpu(), int(labels.max()) + 1)[labels.cpu()]
-        return torch.multinomial(per_image, n, replacement=True, generator=generator)
-    return torch.randperm(n, generator=generator)
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW or Adadelta; a separate learning rate for the backbone when backbone_lr is set."""
-    net = model.net if hasattr(model, "net") else model
-    head = {id(p) for p in head_parameters(net)}
-    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in trainable if id(p) in head], "lr": config.lr}]
-    groups.append({"params": [p for n, p in trainable if id(p) not in head], "lr": config.backbone_lr or config.lr})
-    groups = [g for g in groups if g["params"]]
-    # The fused kernels update every tensor in one pass; at small batches the optimizer step dominates.
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    return torch.optim.Adadelta(groups, lr=config.lr, rho=config.adadelta_rho, eps=config.adadelta_eps,
-                                weight_decay=config.weight_decay)
-
-
-def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step schedule: constant, cosine decay to zero, or one-cycle."""
-    if config.schedule == "onecycle" and total_steps >= 8:  # shorter runs have no room for a warm-up phase: cosine
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                                   total_steps=total_steps, pct_start=0.25,
-                                                   cycle_momentum=config.optimizer != "adadelta")
-    if config.schedule in ("cosine", "onecycle"):
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
-def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
-        checkpoint_path: str | Path | None = None, run_config: dict[str, Any] | None = None) -> FitResult:
-    """Train model on train, validate each epoch on val, keep the best epoch by config.monitor.
-
-    The best weights are checkpointed when checkpoint_path is given and restored at the end
-    unless config.restore_best is False (then the model keeps its last epoch, as the reference notebooks did).
-    """
-    rank, world = distributed()
-    device = train.device
-    torch.manual_seed(config.seed)
-    order_generator = torch.Generator().manual_seed(config.seed)
-    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1000 * rank)
-    num_classes = len(getattr(model, "classes", [])) or int(train.labels.max()) + 1
-    weight = (class_weights(train.labels, num_classes, config.class_weight_power).to(device)
-              if config.imbalance == "weighted_loss" else None)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, config)
-    train_model = _wrap(model, config, device, world)
-    amp = resolve_amp(config.amp, device)
-    scaler = grad_scaler(amp, device)
-
-    steps = _steps_per_epoch(len(train), config)
-    schedule = make_schedule(optimizer, config, steps * config.epochs)
-    mode = MONITORS[config.monitor]
-    best_score, best_epoch, best_state, stale, rows = -math.inf if mode == "max" else math.inf, 0, None, 0, []
-    started = time.time()
-    bar = tqdm(total=steps * config.epochs, desc="train", disable=not config.progress or rank != 0,
-               mininterval=2.0, unit="batch", dynamic_ncols=True)
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.time()
-        train_loss, train_correct, seen = _train_epoch(train_model, train, config, optimizer, schedule, weight,
-                                                       order_generator, augment_generator, amp, scaler, steps, rank,
-                                                       world, bar)
-        train_time = time.time() - epoch_start
-        result = evaluate(model, val, config.eval_batch_size, amp=amp, class_weight=weight)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_correct / max(seen, 1),
-               "val_loss": result["loss"], "val_accuracy": result["accuracy"],
-               "val_balanced_accuracy": result["balanced_accuracy"], "lr": optimizer.param_groups[0]["lr"],
-               "train_images": seen * world, "train_time_s": train_time, "epoch_time_s": time.time() - epoch_start}
-        rows.append(row)
-        score = row[config.monitor]
-        improved = score > best_score + config.min_delta if mode == "max" else score < best_score - config.min_delta
-        if improved:
-            best_score, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-            if checkpoint_path and rank == 0:
-                save_checkpoint(model, checkpoint_path,
-                                {"train": config.to_dict(), "amp_resolved": amp, "run": run_config or {}},
-                                {"epoch": epoch, config.monitor: score})
-        else:
-            stale += 1
-        bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_bacc=f"{row['val_balanced_accuracy']:.3f}", refresh=False)
-        if config.patience is not None and stale >= config.patience:
-            break
-    bar.close()
-    if config.restore_best and best_state is not None:
-        model.load_state_dict(best_state)
-    history = pd.DataFrame(rows)
-    return FitResult(history, best_epoch, float(best_score), len(rows) < config.epochs,
-                     Path(checkpoint_path) if checkpoint_path else None, time.time() - started, amp)
-
-
-def _wrap(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> nn.Module:
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return torch.compile(model) if config.compile else model
-
-
-def _steps_per_epoch(n: int, config: TrainConfig) -> int:
-    steps = n // config.batch_size if n >= 2 * config.batch_size else math.ceil(n / config.batch_size)
-    return min(steps, config.max_steps_per_epoch or steps)
-
-
-def _train_epoch(model: nn.Module, data: ImageData, config: TrainConfig, optimizer: torch.optim.Optimizer,
-                 schedule: Any, weight: torch.Tensor | None, order_generator: torch.Generator,
-                 augment_generator: torch.Generator, amp: str, scaler: torch.amp.GradScaler, steps: int, rank: int,
-                 world: int, bar: tqdm) -> tuple[float, int, int]:
-    model.train()
-    # The order lives with the images, so that gathering a batch never waits on a device-to-host copy.
-    order = epoch_order(data.labels, config.imbalance, order_generator).to(data.images.device)
-    total_loss = torch.zeros((), device=data.device)
-    correct = torch.zeros((), device=data.device, dtype=torch.long)
-    seen = 0
-    for step in range(steps):
-        index = order[step * config.batch_size:(step + 1) * config.batch_size][rank::world]
-        x, y = data.batch(index)
-        x = augment_batch(x, config.augment, augment_generator)
-        if config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(amp, data.device):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # the scaler is a pass-through unless amp is fp16
-        scaler.step(optimizer)  # skips the update when fp16 gradients overflowed
-        scaler.update()
-        _step_schedule(schedule, scaler)
-        total_loss += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
-        seen += len(y)
-        bar.update(1)
-    return float(total_loss) / max(seen, 1), int(correct), seen
-
-
-def _step_schedule(schedule: Any, scaler: torch.amp.GradScaler) -> None:
-    if not scaler.is_enabled():
-        schedule.step()
-        return
-    # The schedule counts every planned step, skipped or not; torch warns when the very first one was skipped.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
-        schedule.step()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Train one model on a HAM10000-layout folder; also the torchrun entry point for DDP."""
-    from .cli import run
-
-    return run(_main, argv)
-
-
-def _main(argv: list[str]) -> int:
-    import argparse
-    import json
-
-    from .cli import add_debug_argument, non_negative_int, positive_float, positive_int
-    from .data.dataset import load_split_data
-    from .models import build_classifier
-
-    parser = argparse.ArgumentParser(prog="python -m helpers.train", description=main.__doc__)
-    parser.add_argument("--data", required=True, type=Path, help="HAM10000-layout folder")
+def parser() -> argparse.ArgumentParser:
+    """The command line's arguments."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", help="NOTEBOOK:NAME of a notebook's arm (see --list-recipes)")
+    parser.add_argument("--list-recipes", action="store_true", help="print every NOTEBOOK:NAME and exit")
+    parser.add_argument("--preset", choices=("auto", *PRESETS), default="auto",
+                        help="the preset whose recipe to train (auto: $SKIN_LESION_PRESET, else gpu with CUDA, else cpu)")
+    parser.add_argument("--data", type=Path, help="data folder (default: $HAM10000_DIR / $MELANOMA10K_DIR, then data/)")
     parser.add_argument("--model", default="reference_cnn")
     parser.add_argument("--image-size", type=positive_int, default=64)
     parser.add_argument("--epochs", type=positive_int, default=5)
@@ -302,8 +52,41 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--checkpoint", type=Path)
     add_debug_argument(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    preset = args.preset if args.preset != "auto" else resolve_preset("auto")  # an explicit --preset beats the variable
+    if args.list_recipes:
+        print("\n".join(recipe_names(preset)))
+        return 0
     rank, world = distributed()
+    try:
+        summary = _train_recipe(args, preset, rank, world) if args.recipe else _train_flags(args, rank, world)
+        if rank == 0:
+            print(json.dumps({"world_size": world, **summary}))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+def _train_recipe(args: argparse.Namespace, preset: str, rank: int, world: int) -> dict:
+    if args.checkpoint is None:
+        raise DataError("--recipe needs --checkpoint FILE: where the trained model goes")
+    summary = train_recipe(args.recipe, preset, args.checkpoint, args.data, args.seed, args.max_images, rank, world)
+    if rank == 0:
+        print(f"{args.recipe} ({preset}): {summary['arm']}", file=sys.stderr)
+        if summary["weights"]:
+            print(summary["weights"], file=sys.stderr)
+        print(f"checkpoint written to {args.checkpoint}", file=sys.stderr)
+    return summary
+
+
+def _train_flags(args: argparse.Namespace, rank: int, world: int) -> dict:
+    if args.data is None:
+        raise DataError("--data DIR is needed without --recipe (a HAM10000-layout folder)")
     if rank > 0:
         dist.barrier()  # rank 0 writes the split and the image cache first; the others then read them
     data = load_split_data(args.data, args.image_size, seed=args.seed, max_images=args.max_images,
@@ -316,15 +99,15 @@ def _main(argv: list[str]) -> int:
                          imbalance=args.imbalance, seed=args.seed, progress=rank == 0)
     result = fit(model, data.train, data.val, config, checkpoint_path=args.checkpoint)
     test = evaluate(model, data.test)
-    if rank == 0:
-        summary = {"world_size": world, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-                   "val_balanced_accuracy": result.best_score, "test_accuracy": test["accuracy"],
-                   "test_balanced_accuracy": test["balanced_accuracy"], "test_probs_shape": list(test["probs"].shape)}
-        print(json.dumps(summary))
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
+    return {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
+            "val_balanced_accuracy": result.best_score, "test_accuracy": test["accuracy"],
+            "test_balanced_accuracy": test["balanced_accuracy"], "test_probs_shape": list(test["probs"].shape)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train a notebook's arm (--recipe) or one model from flags; one `error:` line on failure."""
+    return run(_main, argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -20,7 +20,7 @@ from helpers.data.tensors import ImageData, placement
 from helpers.inference import predict_logits
 from helpers.models import build_classifier, load_checkpoint
 from helpers.precision import cpu_supports_bf16, describe_amp, resolve_amp
-from helpers.train import TrainConfig, fit
+from helpers.training import TrainConfig, fit
 
 GiB = 1024**3
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -24,13 +24,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("models", "models.cnn", "models.weights", "models.registry", "models.classifier"),
     # a model applied to images: fit validates with it every epoch, so it sits below training
     "inference": ("inference",),
-    "training": ("augment", "train"),
+    "training": ("augment", "training"),
     "evaluation": ("metrics", "decision", "subgroups", "evaluation", "gradcam", "screening", "published", "predict",
                    "evaluate", "leakage"),
     "studies": ("config", "recipes", "recipes.arms", "recipes.preprocessing", "recipes.custom_cnn",
                 "recipes.resnet_transfer", "recipes.efficientnet_binary", "recipes.scaling_study", "eda", "powerlaw", "scaling", "plots", "tables"),
     "reports": ("results", "site", "reports", "colab", "finish"),
     # helpers/__init__.py: the curated notebook API, loading any layer's names on first use
+    # command lines that assemble a whole run from the layers below
+    "commands": ("train", "train_recipe"),
     "api": ("",),
 }
 LAYER_NAMES = list(LAYERS)
@@ -114,15 +116,15 @@ def test_imports_form_no_cycle() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(f"helpers.{name}" for name in cycle)
 
 
-KNOWN = {"data", "data.images", "data.tensors", "models", "models.weights", "errors", "train"}
+KNOWN = {"data", "data.images", "data.tensors", "models", "models.weights", "errors", "training"}
 
 
 @pytest.mark.parametrize(("name", "is_package", "source", "expected"), [
     ("plots", False, "from .data.images import load_resized", {"data.images"}),
     ("models.registry", False, "from . import weights", {"models.weights"}),
     ("models", True, "from .weights import x\nfrom ..errors import DataError", {"models.weights", "errors"}),
-    ("data.tensors", False, "def f():\n    from ..train import fit", {"train"}),
-    ("eda", False, "import helpers.train as t\nfrom helpers.data import tensors\nimport numpy", {"train", "data.tensors"}),
+    ("data.tensors", False, "def f():\n    from ..training import fit", {"training"}),
+    ("eda", False, "import helpers.training as t\nfrom helpers.data import tensors\nimport numpy", {"training", "data.tensors"}),
 ])
 def test_imports_are_read_relative_to_the_module(name: str, is_package: bool, source: str, expected: set[str]) -> None:
     assert imports_of(name, source, is_package, KNOWN) == expected
@@ -130,7 +132,7 @@ def test_imports_are_read_relative_to_the_module(name: str, is_package: bool, so
 
 def test_an_upward_import_and_a_cycle_are_found() -> None:
     graph = {name: set(targets) for name, targets in import_graph().items()}
-    graph["data.tensors"].add("train")  # ImageData importing the training loop, as it once did
-    assert "helpers.data.tensors (data) imports helpers.train (training)" in upward_imports(graph)
+    graph["data.tensors"].add("training")  # ImageData importing the training loop, as it once did
+    assert "helpers.data.tensors (data) imports helpers.training (training)" in upward_imports(graph)
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None

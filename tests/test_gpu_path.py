@@ -15,7 +15,7 @@ from helpers.inference import evaluate
 from helpers.models import build_classifier
 from helpers.recipes import CHECK_EPOCHS, RECIPES, preset_models, recipe
 from helpers.scaling import build_grid
-from helpers.train import TrainConfig, fit
+from helpers.training import TrainConfig, fit
 
 CLASSES = ["a", "b", "c"]
 

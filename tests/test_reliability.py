@@ -38,7 +38,7 @@ from helpers.models import CHECKPOINT_FORMAT, build_classifier, load_checkpoint,
 from helpers.predict import main as predict_main
 from helpers.recipes import recipe
 from helpers.reports import main as reports_main
-from helpers.train import TrainConfig
+from helpers.training import TrainConfig
 from helpers.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]

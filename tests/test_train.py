@@ -20,7 +20,7 @@ from helpers.data.synthetic import make_synthetic
 from helpers.inference import evaluate, predict
 from helpers.models import build_classifier, load_checkpoint, save_checkpoint
 from helpers.predict import main as predict_main
-from helpers.train import TrainConfig, class_weights, epoch_order, fit
+from helpers.training import TrainConfig, class_weights, epoch_order, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

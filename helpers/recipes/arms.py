@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..train import TrainConfig
+from ..training import TrainConfig
 from ..validate import check_bool, check_int
 
 CHECK_EPOCHS = 2  # a check run's cap on every epoch count of a recipe

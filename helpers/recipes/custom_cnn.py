@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..augment import AugmentConfig
-from ..train import TrainConfig
+from ..training import TrainConfig
 from .arms import Arm, NotebookRecipes
 
 NOTEBOOK = "03_custom_cnn"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..augment import AugmentConfig
-from ..train import TrainConfig
+from ..training import TrainConfig
 from .arms import Arm, NotebookRecipes
 
 NOTEBOOK = "05_efficientnet_binary"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..augment import AugmentConfig
-from ..train import TrainConfig
+from ..training import TrainConfig
 from .arms import Arm, NotebookRecipes
 
 NOTEBOOK = "02_preprocessing"
