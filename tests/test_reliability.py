@@ -77,6 +77,17 @@ case("predict_empty", "`predict`: an empty folder (an existing --out)", PREDICT.
      "error: --images {dir}/images holds no image files (.jpeg, .jpg, .png); {dir}/preds.csv kept as it was")
 case("predict_some", "`predict`: some images unreadable", PREDICT.format(ckpt="model.pt"), "exit 3",
      "skipped: cannot decode image {dir}/images/broken.jpg: cannot identify image file")
+EVALUATE = "python -m helpers.evaluate --checkpoint seven.pt --images DIR --labels labels.csv --out metrics.json"
+case("evaluate_no_dx", "`evaluate`: a labels CSV without a dx column (an existing --out)", EVALUATE, "exit 1",
+     "error: --labels {dir}/labels.csv has no dx column (nor the one-hot columns MEL, NV, BCC, AKIEC, BKL, DF, VASC); "
+     "found image_id, diagnosis; {dir}/metrics.json kept as it was")
+case("evaluate_none", "`evaluate`: no label matches an image (an existing --out)", EVALUATE, "exit 1",
+     "error: no image could be scored: 2 images without labels, 1 labels without images; {dir}/metrics.json kept as it was")
+case("evaluate_some", "`evaluate`: an image without a label", EVALUATE, "exit 3",
+     "excluded: 1 images without labels, e.g. ")
+case("train_recipe_unknown", "`train --recipe` naming an arm no notebook has",
+     "python -m helpers.train --recipe 03_custom_cnn:bogus --checkpoint F", "exit 1",
+     "error: 03_custom_cnn has no arm 'bogus'; known: reference, reference_no_dropout, improved")
 CHECKPOINTS = {
     "missing": ("no checkpoint file", "error: checkpoint {dir}/missing.pt does not exist"),
     "empty": ("an empty checkpoint file", "error: checkpoint {dir}/empty.pt is empty (0 bytes): it was never written "
@@ -636,3 +647,59 @@ def test_readme_reliability_table_lists_every_case() -> None:
             handle.write(head + block + tail)
         return
     assert START + rest.split(END, 1)[0] + END == block, f"the README table is out of date: rerun with {UPDATE_ENV}=1"
+
+
+# ---------------------------------------------------------------- evaluate and train --recipe
+
+
+@pytest.fixture
+def labelled(workdir: Path) -> Path:
+    """workdir with seven.pt (a 7-class checkpoint), labels.csv for its two images, and an earlier metrics.json."""
+    from helpers.data.labels import DX_CLASSES
+
+    torch.manual_seed(0)
+    save_checkpoint(build_classifier("improved_cnn", list(DX_CLASSES), 16), workdir / "seven.pt")
+    ids = [path.stem for path in sorted((workdir / "images").iterdir())]
+    pd.DataFrame({"image_id": ids, "dx": ["nv", "mel"]}).to_csv(workdir / "labels.csv", index=False)
+    (workdir / "metrics.json").write_text('{"earlier": true}')
+    return workdir
+
+
+def run_evaluate(folder: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    from helpers.evaluate import main as evaluate_main
+
+    code = evaluate_main(["--checkpoint", str(folder / "seven.pt"), "--images", str(folder / "images"), "--labels",
+                          str(folder / "labels.csv"), "--out", str(folder / "metrics.json"), "--n-boot", "20"])
+    return code, capsys.readouterr().err
+
+
+def test_evaluate_without_a_dx_column_names_it_and_keeps_the_earlier_json(labelled: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    (labelled / "labels.csv").write_text("image_id,diagnosis\nISIC_1,nv\n")
+    before = snapshot(labelled)
+    code, err = run_evaluate(labelled, capsys)
+    check("evaluate_no_dx", code, err, labelled)
+    assert snapshot(labelled) == before
+
+
+def test_evaluate_with_nothing_to_score_keeps_the_earlier_json(labelled: Path, capsys: pytest.CaptureFixture) -> None:
+    (labelled / "labels.csv").write_text("image_id,dx\nISIC_0000000,nv\n")
+    before = snapshot(labelled)
+    code, err = run_evaluate(labelled, capsys)
+    check("evaluate_none", code, err, labelled)
+    assert snapshot(labelled) == before
+
+
+def test_evaluate_counts_an_unlabelled_image_and_scores_the_rest(labelled: Path, capsys: pytest.CaptureFixture) -> None:
+    table = pd.read_csv(labelled / "labels.csv").head(1)
+    table.to_csv(labelled / "labels.csv", index=False)
+    code, err = run_evaluate(labelled, capsys)
+    check("evaluate_some", code, err, labelled)
+    result = json.loads((labelled / "metrics.json").read_text())
+    assert result["n_images"] == 1 and result["excluded"]["images without labels"]["count"] == 1
+
+
+def test_train_recipe_with_an_unknown_arm_is_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code = train_main(["--recipe", "03_custom_cnn:bogus", "--checkpoint", str(tmp_path / "F"), "--preset", "cpu"])
+    check("train_recipe_unknown", code, capsys.readouterr().err)
+    assert not (tmp_path / "F").exists()
