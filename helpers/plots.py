@@ -193,6 +193,20 @@ def gradcam_overlays(
     return fig
 
 
+def linked_pairs_grid(pairs: pd.DataFrame, index: pd.DataFrame, n: int = 8, ncols: int = 4) -> plt.Figure:
+    """The first n linked pairs (helpers.leakage.linked_pairs), each pair's two images side by side with their ids."""
+    paths = index.set_index(index["image_id"].astype(str))["path"]
+    pairs = pairs.head(n)
+    fig, axes = _image_axes(2 * len(pairs), 2 * max(1, min(ncols // 2, len(pairs))), (2.2, 2.0))
+    for k, row in enumerate(pairs.itertuples()):
+        for side, (image, lesion) in enumerate(((row.image_id_a, row.lesion_id_a), (row.image_id_b, row.lesion_id_b))):
+            ax = axes[2 * k + side]
+            ax.imshow(open_rgb(paths[image]))
+            ax.set_title(f"{lesion}\n{image}" + (f" · {float(row.similarity):.3f}" if side else ""), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _dx_palette() -> dict[str, tuple[float, float, float]]:
     return dict(zip(DX_CLASSES, sns.color_palette("deep", len(DX_CLASSES))))
 

@@ -1,4 +1,10 @@
-"""Train/val/test splits: lesion-disjoint stratified, official DermaMNIST, and image-level (leaky)."""
+"""Train/val/test splits: lesion-disjoint stratified, official DermaMNIST, and image-level (leaky).
+
+The lesion-disjoint split also keeps together lesions that are linked: HAM10000 files some photographs of one lesion
+under two lesion_ids. `linked_lesions.csv` beside this module lists the pairs the project's search found
+(helpers.leakage: near-identical image embeddings with identical dx, sex, site and age); a pair joins one group only
+where both of its images are in the index under those ids, so the list never touches other data.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from .source import data_home
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.15, 0.15)  # train, val, test: the shares of every split here
 SPLIT_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx", "split")
+LINKED_LESIONS = Path(__file__).with_name("linked_lesions.csv")
+LINK_COLUMNS: tuple[str, ...] = ("image_id_a", "lesion_id_a", "image_id_b", "lesion_id_b")
+SPLIT_VERSION = "linked1"  # part of a saved split's file name: splits made before lesions were linked are not reused
 
 
 def grouped_stratified_split(
@@ -59,9 +68,42 @@ def check_fractions(fractions: tuple[float, float, float]) -> None:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
 
 
-def lesion_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> pd.Series:
-    """Lesion-disjoint, class-stratified train/val/test split (no lesion_id in two splits)."""
-    return grouped_stratified_split(index, "lesion_id", fractions, seed)
+def read_links(path: str | Path = LINKED_LESIONS) -> pd.DataFrame:
+    """Pairs of (image_id, lesion_id) that show one lesion filed under two lesion_ids."""
+    links = pd.read_csv(path, dtype=str)
+    missing = [c for c in LINK_COLUMNS if c not in links]
+    if missing:
+        raise DataError(f"linked-lesions file {path} lacks the column(s) {', '.join(missing)}")
+    return links
+
+
+def lesion_groups(index: pd.DataFrame, links: pd.DataFrame | None = None) -> pd.Series:
+    """Each image's lesion group: its lesion_id, merged with every lesion linked to it (transitively).
+
+    A link applies only where both its images are in index under its lesion ids. The group is named after
+    its first lesion_id in sorted order, so an unlinked lesion's group is its own lesion_id.
+    """
+    links = read_links() if links is None else links
+    present = set(zip(index["image_id"].astype(str), index["lesion_id"].astype(str)))
+    parent: dict[str, str] = {}
+
+    def root(lesion: str) -> str:
+        while parent.get(lesion, lesion) != lesion:
+            lesion = parent[lesion] = parent.get(parent[lesion], parent[lesion])
+        return lesion
+
+    for a_image, a_lesion, b_image, b_lesion in links[list(LINK_COLUMNS)].itertuples(index=False):
+        if (a_image, a_lesion) in present and (b_image, b_lesion) in present:
+            first, second = sorted((root(a_lesion), root(b_lesion)))
+            parent[second] = first
+    return index["lesion_id"].astype(str).map(root).rename("lesion_group")
+
+
+def lesion_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
+                 links: pd.DataFrame | None = None) -> pd.Series:
+    """Lesion-disjoint, class-stratified train/val/test split: no lesion_id, and no linked pair, in two splits."""
+    grouped = index.assign(lesion_group=lesion_groups(index, links).to_numpy())
+    return grouped_stratified_split(grouped, "lesion_group", fractions, seed).set_axis(index.index)
 
 
 def image_level_split(index: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> pd.Series:
@@ -124,9 +166,10 @@ def load_or_make_split(index: pd.DataFrame, path: str | Path | None = None, seed
                        fractions: tuple[float, float, float] = SPLIT_FRACTIONS, name: str = "ham10000") -> pd.Series:
     """Reuse the lesion-disjoint split saved at path when it matches index exactly, else make and save it.
 
-    Without a path the split lives in data/splits/<name>-<n images>-seed<seed>.csv, shared by every notebook.
+    Without a path the split lives in data/splits/<name>-<n images>-seed<seed>-<SPLIT_VERSION>.csv, shared by every
+    notebook.
     """
-    path = Path(path) if path else data_home() / "splits" / f"{name}-{len(index)}img-seed{seed}.csv"
+    path = Path(path) if path else data_home() / "splits" / f"{name}-{len(index)}img-seed{seed}-{SPLIT_VERSION}.csv"
     if path.exists():
         saved = pd.read_csv(path, dtype=str)
         if set(saved.get("image_id", [])) == set(index["image_id"]):
