@@ -4,7 +4,7 @@ The names, by stage of a notebook (each loads its module on first use, so `impor
 
     start       setup (parameters -> preset -> recipe: the one Config, its arms by name, the banner), Config
     data        load_ham10000, subsample_lesions, load_or_make_split, split_table, image_level_split,
-                leaked_lesions, leak_table, DX_CLASSES, DX_NAMES, MALIGNANT_DX, find_dermamnist_csv, models_home,
+                leaked_lesions, leak_table, linked_in_split, DX_CLASSES, DX_NAMES, MALIGNANT_DX, find_dermamnist_csv, models_home,
                 data_home, load_split_data, load_folder_split_data, cached_images, cache_path, load_resized,
                 load_resized_mask, resolve_melanoma_source, describe_melanoma, duplicates (module)
     models      ensure_weights, WeightsUnavailableError, normalization, count_parameters, gradcam_layer,
@@ -32,7 +32,7 @@ _SOURCES: dict[str, str] = {
     "load_ham10000": "data", "subsample_lesions": "data", "load_or_make_split": "data", "split_table": "data",
     "image_level_split": "data", "leaked_lesions": "data", "DX_CLASSES": "data", "DX_NAMES": "data",
     "MALIGNANT_DX": "data", "find_dermamnist_csv": "data", "models_home": "data", "data_home": "data",
-    "leak_table": "leakage", "accuracy_by_lesion": "leakage",
+    "leak_table": "leakage", "accuracy_by_lesion": "leakage", "linked_in_split": "leakage",
     "load_split_data": "data.dataset", "load_folder_split_data": "data.dataset",
     "cached_images": "data.images", "cache_path": "data.images", "load_resized": "data.images",
     "load_resized_mask": "data.images",
