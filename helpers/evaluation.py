@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
-from .data.dataset import SplitData
+from .data.dataset import SplitData, load_split_data
 from .decision import balanced_decision_summary, class_priors, fit_tau
 from .inference import predict, predict_logits
-from .metrics import apply_temperature, fit_temperature, metrics_summary
+from .metrics import apply_temperature, expected_calibration_error, fit_temperature, metrics_summary
+from .training import FitResult, fit
 
 
 @dataclass
@@ -107,3 +110,50 @@ def comparison_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
 def recall_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
     """Per-class recall (rows: classes, columns: models)."""
     return pd.DataFrame({name: e.summary["per_class_recall"] for name, e in evaluations.items()}).round(3)
+
+
+@dataclass
+class Calibration:
+    """One model's predictions on a split before and after temperature scaling, and the calibration error of each."""
+
+    temperature: float
+    raw: Evaluation
+    calibrated: Evaluation
+    ece_before: float
+    ece_after: float
+
+
+def calibrate(model: nn.Module, data: SplitData, split: str = "test", tta: bool = False, n_boot: int = 1000,
+              seed: int = 0) -> Calibration:
+    """Evaluate a split as predicted and after temperature scaling (T fitted on validation), with both ECEs."""
+    raw = evaluate_split(model, data, split, tta=tta, n_boot=n_boot, seed=seed)
+    temperature, probs = temperature_scaled(model, data, split, tta=tta)
+    calibrated = evaluation_of(data, probs, split, n_boot=n_boot, seed=seed)
+    return Calibration(temperature, raw, calibrated, expected_calibration_error(raw.y_true, raw.probs),
+                       expected_calibration_error(calibrated.y_true, calibrated.probs))
+
+
+@dataclass
+class SplitRuns:
+    """One arm trained afresh on each kind of split: per label, the data, the training run and its test evaluation."""
+
+    data: dict[str, SplitData]
+    fits: dict[str, FitResult]
+    evaluations: dict[str, Evaluation]
+
+
+def train_on_splits(config: Any, arm: Any, labels: Mapping[str, str], seed: int = 0, progress: bool = False) -> SplitRuns:
+    """Train arm on each split kind of labels (kind -> row label) from the same initial weights; test each on its own split.
+
+    config gives the data (data_root, max_images, data_source) and the input size; a line per run is printed.
+    """
+    runs = SplitRuns({}, {}, {})
+    for kind, label in labels.items():
+        data = load_split_data(config.data_root, arm.image_size, split=kind, max_images=config.max_images, seed=seed,
+                               name=config.data_source, progress=progress)
+        torch.manual_seed(seed)  # the same initial weights for every split
+        net = arm.build(data.classes).to(data.train.device)
+        runs.data[label], runs.fits[label] = data, fit(net, data.train, data.val, arm.train)
+        runs.evaluations[label] = evaluate_split(net, data, seed=seed)
+        print(f"{label}: {arm.train.epochs} epochs on {len(data.train):,} images in {runs.fits[label].wall_time_s:.0f} s")
+    return runs

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import helpers.data.tensors as tensors_module
-import helpers.train as train_module
+import helpers.training as train_module  # where fit and its grad_scaler live
 from helpers import precision
 from helpers.augment import AugmentConfig
 from helpers.config import banner, resolve_config

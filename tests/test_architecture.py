@@ -24,7 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("models", "models.cnn", "models.weights", "models.registry", "models.classifier"),
     # a model applied to images: fit validates with it every epoch, so it sits below training
     "inference": ("inference",),
-    "training": ("augment", "training"),
+    "training": ("augment", "training", "probe"),
     "evaluation": ("metrics", "decision", "subgroups", "evaluation", "gradcam", "screening", "published", "predict",
                    "evaluate", "leakage"),
     "studies": ("config", "recipes", "recipes.arms", "recipes.preprocessing", "recipes.custom_cnn",

@@ -126,3 +126,52 @@ def duplicate_summary(hashes: ImageHashes, split: pd.Series, reference: str = "t
         rows[name] = {"images": len(found), f"byte-identical in {reference}": int(found["identical"].sum()),
                       f"near-duplicate in {reference} (dHash ≤ {max_distance})": int(found["near_duplicate"].sum())}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """A data set's duplicates: byte-identical groups, near-duplicates, and per evaluation split those in reference."""
+
+    hashes: ImageHashes
+    identical_groups: int
+    identical_images: int
+    identical_groups_across_folders: int
+    images_with_near_duplicate: int
+    table: pd.DataFrame  # duplicate_summary: per split other than reference
+    clean: dict[str, np.ndarray]  # per split other than reference: True where no (near-)copy is in reference
+    max_distance: int = NEAR_DUPLICATE_DISTANCE
+    folders: tuple[str, ...] = ()
+
+    def report(self) -> str:
+        """Two printable lines: the byte-identical groups and the images with a near-duplicate."""
+        folders = " and ".join(f"{name}/" for name in self.folders) or "the"
+        return (f"{self.identical_groups} groups of byte-identical files ({self.identical_images} images), "
+                f"{self.identical_groups_across_folders} of them across the {folders} folders\n{self.images_with_near_duplicate} of {len(self.hashes):,} images have a near-duplicate "
+                f"(dHash distance ≤ {self.max_distance}) elsewhere in the set")
+
+    def to_dict(self) -> dict:
+        """The counts and the per-split table as plain values, for the metrics JSON."""
+        return {"byte_identical_groups": self.identical_groups,
+                "byte_identical_groups_across_folders": self.identical_groups_across_folders,
+                "images_with_near_duplicate": self.images_with_near_duplicate, "max_distance": self.max_distance,
+                "per_split": self.table.to_dict(orient="index")}
+
+
+def duplicate_report(index: pd.DataFrame, reference: str = "train", folder_column: str = "folder_split",
+                     max_distance: int = NEAR_DUPLICATE_DISTANCE, progress: bool = True) -> DuplicateReport:
+    """Hash every image of index (columns path, split and folder_column) and count its duplicates."""
+    missing = [column for column in ("path", "split", folder_column) if column not in index]
+    if missing:
+        raise ValueError(f"duplicate_report: index lacks the column(s) {', '.join(missing)}")
+    index = index.reset_index(drop=True)
+    hashes = hash_images(index["path"].tolist(), progress=progress)
+    groups = identical_groups(hashes.digests)
+    spanning = sum(index[folder_column].iloc[g].nunique() > 1 for g in groups)
+    distance, _ = nearest(hashes.dhashes, hashes.dhashes, exclude_same_index=True)
+    split = index["split"].to_numpy()
+    clean = {name: ~duplicates_in_reference(hashes, split == name, split == reference, max_distance)["near_duplicate"].to_numpy()
+             for name in pd.unique(split) if name != reference}
+    return DuplicateReport(hashes, len(groups), int(sum(map(len, groups))), int(spanning),
+                           int((distance <= max_distance).sum()),
+                           duplicate_summary(hashes, index["split"], reference, max_distance), clean, max_distance,
+                           tuple(sorted(map(str, index[folder_column].unique()))))
