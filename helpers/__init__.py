@@ -3,18 +3,20 @@
 The names, by stage of a notebook (each loads its module on first use, so `import helpers` stays light):
 
     start       setup (parameters -> preset -> recipe: the one Config, its arms by name, the banner), Config
-    data        load_ham10000, subsample_lesions, load_or_make_split, split_table, image_level_split,
+    data        load_ham10000, lesion_index, subsample_lesions, load_or_make_split, split_table, image_level_split,
                 leaked_lesions, leak_table, linked_in_split, DX_CLASSES, DX_NAMES, MALIGNANT_DX, find_dermamnist_csv, models_home,
-                data_home, load_split_data, load_folder_split_data, cached_images, cache_path, load_resized,
-                load_resized_mask, resolve_melanoma_source, describe_melanoma, duplicates (module)
+                data_home, load_split_data, load_folder_split_data, cached_images, cache_path, time_cache,
+                load_resized, load_resized_mask, resolve_melanoma_source, describe_melanoma, load_melanoma10k,
+                duplicate_report, duplicates (module)
     models      ensure_weights, WeightsUnavailableError, normalization, count_parameters, gradcam_layer,
                 load_checkpoint (an arm builds its own model: config.arm(name).build(classes))
     training    fit, AugmentConfig, preview
     inference   predict, predict_logits
     evaluation  evaluate_split, evaluation_of, comparison_table, recall_table, majority_baseline,
-                temperature_scaled, pick_cases, accuracy_by_lesion, classification_report_table,
-                expected_calibration_error, metrics_summary, classification_metrics, threshold_for_sensitivity,
-                classifier_cams, cam_mass_inside, per_thousand_lesions, dermamnist_comparison,
+                temperature_scaled, calibrate, pick_cases, subgroup_table, groups_below, train_on_splits, explain_image,
+                accuracy_by_lesion, classification_report_table, expected_calibration_error, metrics_summary,
+                classification_metrics, threshold_for_sensitivity,
+                classifier_cams, cam_mass_inside, per_thousand_lesions, dermamnist_comparison, dermamnist_runs,
                 metrics, gradcam (modules)
     studies     eda, scaling, powerlaw (modules)
     display     plots (module), history_table, value_table, full_text, fmt_ci, test_set_name
@@ -33,7 +35,8 @@ _SOURCES: dict[str, str] = {
     "image_level_split": "data", "leaked_lesions": "data", "DX_CLASSES": "data", "DX_NAMES": "data",
     "MALIGNANT_DX": "data", "find_dermamnist_csv": "data", "models_home": "data", "data_home": "data",
     "leak_table": "leakage", "accuracy_by_lesion": "leakage", "linked_in_split": "leakage",
-    "load_split_data": "data.dataset", "load_folder_split_data": "data.dataset",
+    "load_split_data": "data.dataset", "load_folder_split_data": "data.dataset", "lesion_index": "data.dataset",
+    "load_melanoma10k": "data.dataset", "time_cache": "data.dataset", "duplicate_report": "data.duplicates",
     "cached_images": "data.images", "cache_path": "data.images", "load_resized": "data.images",
     "load_resized_mask": "data.images",
     "resolve_melanoma_source": "data.melanoma", "describe_melanoma": "data.melanoma",
@@ -44,7 +47,9 @@ _SOURCES: dict[str, str] = {
     "predict": "inference", "predict_logits": "inference",
     "evaluate_split": "evaluation", "evaluation_of": "evaluation", "comparison_table": "evaluation",
     "recall_table": "evaluation", "majority_baseline": "evaluation", "temperature_scaled": "evaluation",
-    "pick_cases": "evaluation",
+    "pick_cases": "evaluation", "calibrate": "evaluation", "train_on_splits": "evaluation",
+    "subgroup_table": "subgroups", "groups_below": "subgroups", "explain_image": "evaluation",
+    "dermamnist_runs": "published",
     "classification_report_table": "metrics", "expected_calibration_error": "metrics", "metrics_summary": "metrics",
     "classification_metrics": "metrics", "threshold_for_sensitivity": "metrics",
     "classifier_cams": "gradcam", "cam_mass_inside": "gradcam", "per_thousand_lesions": "screening",

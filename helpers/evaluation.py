@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,12 @@ import torch
 from torch import nn
 
 from .data.dataset import SplitData, load_split_data
+from .data.images import load_resized
 from .decision import balanced_decision_summary, class_priors, fit_tau
+from .gradcam import classifier_cams
 from .inference import predict, predict_logits
 from .metrics import apply_temperature, expected_calibration_error, fit_temperature, metrics_summary
+from .models import load_checkpoint
 from .training import FitResult, fit
 
 
@@ -157,3 +161,30 @@ def train_on_splits(config: Any, arm: Any, labels: Mapping[str, str], seed: int 
         runs.evaluations[label] = evaluate_split(net, data, seed=seed)
         print(f"{label}: {arm.train.epochs} epochs on {len(data.train):,} images in {runs.fits[label].wall_time_s:.0f} s")
     return runs
+
+
+@dataclass
+class ImageExplanation:
+    """One image through a saved checkpoint: the model, the image as it saw it, its probabilities and Grad-CAM map."""
+
+    model: Any
+    image: np.ndarray  # uint8 (size, size, 3), resized as the checkpoint's model expects
+    temperature: float
+    probabilities: pd.DataFrame  # per class: probability, calibrated probability
+    cam: np.ndarray  # Grad-CAM map (size, size) of the predicted class
+
+    @property
+    def predicted(self) -> str:
+        """The predicted class (temperature scaling changes no prediction)."""
+        return str(self.probabilities["calibrated probability"].idxmax())
+
+
+def explain_image(checkpoint: str | Path, path: str | Path, calibration: Any) -> ImageExplanation:
+    """Load checkpoint, predict the image at path, calibrate with T fitted on calibration.val, and Grad-CAM it."""
+    model, _ = load_checkpoint(checkpoint)
+    image = load_resized(path, model.image_size, model.resize_policy)
+    temperature = fit_temperature(predict_logits(model, calibration.val.images), calibration.val.labels)
+    logits = predict_logits(model, torch.from_numpy(np.array(image[None])))  # np.array: a writable copy
+    table = pd.DataFrame({"probability": apply_temperature(logits, 1.0)[0],
+                          "calibrated probability": apply_temperature(logits, temperature)[0]}, index=model.classes)
+    return ImageExplanation(model, image, temperature, table, classifier_cams(model, image[None])[0])

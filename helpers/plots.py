@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from sklearn import metrics as skm
 
+from .augment import AugmentConfig, preview
 from .data.labels import DX_CLASSES
 from .eda import crosstab, load_mask
 from .data.images import load_resized
@@ -193,6 +194,18 @@ def gradcam_overlays(
     return fig
 
 
+def gradcam_cases(model: torch.nn.Module, evaluation: object, images: np.ndarray, per_class: int = 1, seed: int = 0,
+                  ncols: int = 4) -> plt.Figure:
+    """`gradcam_overlays` of up to per_class right and wrong predictions of each true class (`pick_cases`), titled."""
+    from .evaluation import pick_cases
+    from .gradcam import classifier_cams
+
+    cases = pick_cases(evaluation.y_true, evaluation.y_pred, evaluation.classes, per_class=per_class, seed=seed)
+    chosen = np.asarray(images)[cases["index"].to_numpy()]
+    titles = [f"{'right' if r.right else 'wrong'}: {r.true} → {r.pred}" for r in cases.itertuples()]
+    return gradcam_overlays(chosen, classifier_cams(model, chosen), titles, ncols=ncols)
+
+
 def linked_pairs_grid(pairs: pd.DataFrame, index: pd.DataFrame, n: int = 8, ncols: int = 4) -> plt.Figure:
     """The first n linked pairs (helpers.leakage.linked_pairs), each pair's two images side by side with their ids."""
     paths = index.set_index(index["image_id"].astype(str))["path"]
@@ -334,6 +347,21 @@ def augmentation_grid(previews: dict[str, np.ndarray | torch.Tensor], original: 
         axes[0, 1].set_title("augmented copies →", fontsize=9, loc="left")
     fig.tight_layout()
     return fig
+
+AUGMENTATIONS: tuple[str, ...] = ("hflip", "vflip", "rot90", "crop_scale", "brightness", "contrast", "saturation")
+
+
+def augmentation_previews(path: str | Path, size: int = 128, n: int = 6, seed: int = 0,
+                          names: Sequence[str] = AUGMENTATIONS, **settings: object) -> plt.Figure:
+    """`augmentation_grid` of one image file: a row per augmentation alone (`only(name)`), then all together.
+
+    settings: `AugmentConfig` fields to change from its defaults (e.g. crop_scale=(0.2, 1.0)).
+    """
+    augment = AugmentConfig(**settings)
+    image = torch.from_numpy(np.array(load_resized(path, size)))
+    previews = {name: preview(image, augment.only(name), n=n, seed=seed) for name in names}
+    previews["all together"] = preview(image, augment, n=n, seed=seed)
+    return augmentation_grid(previews, original=image)
 
 
 def split_shares(index: pd.DataFrame, split: pd.Series) -> plt.Figure:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +19,8 @@ from .cli import EXIT_OK, EXIT_PARTIAL, add_debug_argument, run
 from .data.ham10000 import IMAGE_SUFFIXES
 from .data.images import load_resized
 from .errors import DataError
-from .gradcam import classifier_cams
-from .inference import predict, predict_logits
+from .inference import predict
 from .io import atomic_open
-from .metrics import apply_temperature, fit_temperature
 from .models import load_checkpoint
 
 
@@ -57,33 +53,6 @@ def predict_files(checkpoint: str | Path, files: list[Path], tta: bool = False) 
     table["predicted"] = [model.classes[row.argmax()] if i in arrays else "" for i, row in enumerate(probs)]
     table["error"] = [errors.get(i, "") for i in range(len(files))]
     return table
-
-
-@dataclass
-class ImageExplanation:
-    """One image through a saved checkpoint: the model, the image as it saw it, its probabilities and Grad-CAM map."""
-
-    model: Any
-    image: np.ndarray  # uint8 (size, size, 3), resized as the checkpoint's model expects
-    temperature: float
-    probabilities: pd.DataFrame  # per class: probability, calibrated probability
-    cam: np.ndarray  # Grad-CAM map (size, size) of the predicted class
-
-    @property
-    def predicted(self) -> str:
-        """The predicted class (temperature scaling changes no prediction)."""
-        return str(self.probabilities["calibrated probability"].idxmax())
-
-
-def explain_image(checkpoint: str | Path, path: str | Path, calibration: Any) -> ImageExplanation:
-    """Load checkpoint, predict the image at path, calibrate with T fitted on calibration.val, and Grad-CAM it."""
-    model, _ = load_checkpoint(checkpoint)
-    image = load_resized(path, model.image_size, model.resize_policy)
-    temperature = fit_temperature(predict_logits(model, calibration.val.images), calibration.val.labels)
-    logits = predict_logits(model, image[None])
-    table = pd.DataFrame({"probability": apply_temperature(logits, 1.0)[0],
-                          "calibrated probability": apply_temperature(logits, temperature)[0]}, index=model.classes)
-    return ImageExplanation(model, image, temperature, table, classifier_cams(model, image[None])[0])
 
 
 def _main(argv: list[str]) -> int:

@@ -7,6 +7,8 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
+from .data.labels import MALIGNANT_DX
+
 
 def lesion_scores(groups: np.ndarray, dx: np.ndarray, p_positive: np.ndarray) -> pd.DataFrame:
     """One row per lesion: its diagnosis and its score, the mean malignancy probability of its images."""
@@ -18,7 +20,7 @@ def lesion_scores(groups: np.ndarray, dx: np.ndarray, p_positive: np.ndarray) ->
 
 
 def per_thousand_lesions(groups: np.ndarray, dx: np.ndarray, p_positive: np.ndarray, threshold: float,
-                         malignant: Collection[str], focus: str = "mel") -> dict[str, float]:
+                         malignant: Collection[str] = MALIGNANT_DX, focus: str = "mel") -> dict[str, float]:
     """Outcomes per 1,000 lesions of a threshold on lesion scores: focus lesions (e.g. melanomas) and those missed,
     malignant lesions missed, benign lesions flagged; plus the raw counts."""
     lesions = lesion_scores(groups, dx, p_positive)

@@ -80,3 +80,19 @@ def _group_row(column: str, value: str, where: np.ndarray, y_true: np.ndarray, p
 def _interval(bounds: tuple[float, float]) -> str:
     low, high = bounds
     return "–" if not (np.isfinite(low) and np.isfinite(high)) else f"{low:.3f}–{high:.3f}"
+
+
+def groups_below(table: pd.DataFrame, overall: float, column: str = "bal. acc. 95% CI") -> list[str]:
+    """The groups of a subgroup_table with enough lesions whose whole 95% interval (column) lies below overall.
+
+    Groups flagged for too few lesions are left out (too small to say anything); one flagged only for too few
+    melanomas still has a balanced accuracy. Each group is named 'subgroup group', e.g. 'sex female'.
+    """
+    below = []
+    for (subgroup, group), row in table.iterrows():
+        if row["lesions"] < MIN_LESIONS or row[column] == "–":
+            continue
+        high = float(row[column].split("–")[1])
+        if high < overall:
+            below.append(f"{subgroup} {group}")
+    return below

@@ -161,7 +161,8 @@ class CacheTiming:
 
     def report(self) -> str:
         """The timings as printable lines (file, shape and size, what each call did)."""
-        first = "the file was already there: mapped" if self.existed else f"built: {len(self.images):,} images decoded and resized"
+        first = ("the file was already there: mapped" if self.existed
+                 else f"built: {len(self.images):,} images decoded and resized")
         return "\n".join([f"cache file: data/cache/{self.path.name}",
                           f"shape {self.images.shape}, dtype {self.images.dtype}, {self.images.nbytes / 2**20:,.1f} MiB",
                           f"first call:  {self.first_s:6.2f} s ({first})",

@@ -146,7 +146,8 @@ class DuplicateReport:
         """Two printable lines: the byte-identical groups and the images with a near-duplicate."""
         folders = " and ".join(f"{name}/" for name in self.folders) or "the"
         return (f"{self.identical_groups} groups of byte-identical files ({self.identical_images} images), "
-                f"{self.identical_groups_across_folders} of them across the {folders} folders\n{self.images_with_near_duplicate} of {len(self.hashes):,} images have a near-duplicate "
+                f"{self.identical_groups_across_folders} of them across the {folders} folders\n"
+                f"{self.images_with_near_duplicate} of {len(self.hashes):,} images have a near-duplicate "
                 f"(dHash distance ≤ {self.max_distance}) elsewhere in the set")
 
     def to_dict(self) -> dict:
@@ -169,7 +170,8 @@ def duplicate_report(index: pd.DataFrame, reference: str = "train", folder_colum
     spanning = sum(index[folder_column].iloc[g].nunique() > 1 for g in groups)
     distance, _ = nearest(hashes.dhashes, hashes.dhashes, exclude_same_index=True)
     split = index["split"].to_numpy()
-    clean = {name: ~duplicates_in_reference(hashes, split == name, split == reference, max_distance)["near_duplicate"].to_numpy()
+    in_reference = split == reference
+    clean = {name: ~duplicates_in_reference(hashes, split == name, in_reference, max_distance)["near_duplicate"].to_numpy()
              for name in pd.unique(split) if name != reference}
     return DuplicateReport(hashes, len(groups), int(sum(map(len, groups))), int(spanning),
                            int((distance <= max_distance).sum()),
