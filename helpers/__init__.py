@@ -11,7 +11,7 @@ The names, by stage of a notebook (each loads its module on first use, so `impor
     models      ensure_weights, WeightsUnavailableError, normalization, count_parameters, gradcam_layer,
                 load_checkpoint (an arm builds its own model: config.arm(name).build(classes))
     training    fit, AugmentConfig, preview
-    inference   predict, predict_logits
+    inference   predict_probs (inference.predict: helpers.predict is the command line), predict_logits
     evaluation  evaluate_split, evaluation_of, comparison_table, recall_table, majority_baseline,
                 temperature_scaled, calibrate, pick_cases, subgroup_table, groups_below, train_on_splits, explain_image,
                 accuracy_by_lesion, classification_report_table, expected_calibration_error, metrics_summary,
@@ -44,7 +44,7 @@ _SOURCES: dict[str, str] = {
     "ensure_weights": "models", "WeightsUnavailableError": "models", "normalization": "models",
     "count_parameters": "models", "gradcam_layer": "models", "load_checkpoint": "models",
     "fit": "training", "AugmentConfig": "augment", "preview": "augment",
-    "predict": "inference", "predict_logits": "inference",
+    "predict_probs": "inference", "predict_logits": "inference",
     "evaluate_split": "evaluation", "evaluation_of": "evaluation", "comparison_table": "evaluation",
     "recall_table": "evaluation", "majority_baseline": "evaluation", "temperature_scaled": "evaluation",
     "pick_cases": "evaluation", "calibrate": "evaluation", "train_on_splits": "evaluation",
@@ -62,6 +62,10 @@ _SOURCES: dict[str, str] = {
 _MODULES = {"duplicates": "data.duplicates", "metrics": "metrics", "gradcam": "gradcam", "eda": "eda",
             "scaling": "scaling", "powerlaw": "powerlaw", "plots": "plots"}
 
+# Curated names that differ from the library's: `helpers.predict` is the command-line module, and importing it
+# rebinds that attribute of the package, so inference.predict is offered as predict_probs.
+_RENAMED = {"predict_probs": "predict"}
+
 __all__ = sorted(_SOURCES)
 
 
@@ -70,7 +74,7 @@ def __getattr__(name: str) -> Any:
     if name not in _SOURCES:
         raise AttributeError(f"module 'helpers' has no attribute {name!r}")
     module = importlib.import_module(f"{__name__}.{_SOURCES[name]}")
-    value = module if name in _MODULES else getattr(module, name)
+    value = module if name in _MODULES else getattr(module, _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

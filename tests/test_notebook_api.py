@@ -162,3 +162,11 @@ def test_cache_path_is_the_file_cached_images_builds(tmp_path: Path) -> None:
     images = cached_images(paths, 4, tmp_path / "cache", name="x", progress=False)
     assert Path(images.filename) == target and target.exists()
     assert cache_path(paths, 8, tmp_path / "cache", name="x") != target
+
+
+def test_the_curated_predict_survives_the_command_line_module() -> None:
+    import helpers
+    import helpers.predict  # the command line: importing it rebinds helpers.predict to the module
+    from helpers.inference import predict
+
+    assert helpers.predict_probs is predict and callable(helpers.predict_probs)
