@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -30,3 +31,19 @@ def real_dir() -> Path:
     if not path or not Path(path).is_dir():
         pytest.skip("real HAM10000 data not configured (set HAM10000_DIR)")
     return Path(path)
+
+
+@pytest.fixture
+def no_kaggle_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME without Kaggle credentials, cwd an empty folder, no terminal to prompt on; returns HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    return home

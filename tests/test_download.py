@@ -446,21 +446,6 @@ def test_unsupported_archive_is_named(tmp_path: Path) -> None:
         extract_archive(tmp_path / "data.rar", tmp_path)
 
 
-@pytest.fixture
-def no_kaggle_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    return home
-
-
 def fake_kaggle_download(calls: list[dict]):
     def download(url: str, data_dir: str = ".", **kwargs) -> None:
         credentials = Path("kaggle.json")

@@ -50,16 +50,9 @@ NESTED = {f"melanoma_cancer_dataset/{split}/{label}": n
 
 
 @pytest.fixture
-def kaggle_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.delenv("KAGGLE_CONFIG_DIR", raising=False)
+def kaggle_env(no_kaggle_credentials: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAGGLE_USERNAME", "student")
     monkeypatch.setenv("KAGGLE_KEY", "secret")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
 
 
 def fake_kaggle(monkeypatch: pytest.MonkeyPatch, folders: dict[str, int], calls: list[dict],
