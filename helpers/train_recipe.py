@@ -25,6 +25,7 @@ from .evaluation import evaluate_split
 from .inference import predict, predict_logits
 from .metrics import fit_temperature
 from .models import save_checkpoint
+from .precision import resolve_amp
 from .recipes import find_arm, list_arms
 from .recipes.arms import Arm
 from .training import fit
@@ -74,15 +75,20 @@ def train_recipe(reference: str, preset: str, checkpoint: str | Path, data_dir: 
     if rank == 0 and world > 1:
         dist.barrier()
     torch.manual_seed(seed)
-    model = arm.build(data.classes).to(default_device())
-    result = fit(model, data.train, data.val, arm.train)
+    if arm.frozen_backbone:  # a linear probe: the head fitted on cached frozen features, no epochs
+        model = arm.fit_linear_probe(data).model
+        epochs_run, best_epoch, amp = 0, 0, resolve_amp(arm.train.amp, default_device())
+    else:
+        model = arm.build(data.classes).to(default_device())
+        result = fit(model, data.train, data.val, arm.train)
+        epochs_run, best_epoch, amp = len(result.history), result.best_epoch, result.amp
     test = evaluate_split(model, data, "test", n_boot=200, seed=seed)
     run = {"recipe": reference, "preset": preset, "seed": seed, "max_images": max_images, "arm": arm.to_dict()}
     if rank == 0:
-        save_checkpoint(model, checkpoint, {"train": arm.train.to_dict(), "run": run, "amp_resolved": result.amp},
-                        {**validation_rules(model, data), "tta": False, "best_epoch": result.best_epoch})
+        save_checkpoint(model, checkpoint, {"train": arm.train.to_dict(), "run": run, "amp_resolved": amp},
+                        {**validation_rules(model, data), "tta": False, "best_epoch": best_epoch})
     summary = test.summary
     return {"recipe": reference, "arm": arm.describe(), "weights": weights_note.splitlines()[-1] if weights_note else "",
-            "checkpoint": str(checkpoint), "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+            "checkpoint": str(checkpoint), "epochs_run": epochs_run, "best_epoch": best_epoch,
             "test_accuracy": summary["accuracy"], "test_balanced_accuracy": summary["balanced_accuracy"],
             "test_macro_auc": summary.get("macro_auc"), "n_test": summary["n_test"]}

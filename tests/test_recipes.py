@@ -45,9 +45,10 @@ def test_the_notebooks_arms_are_named_as_the_notebooks_ask_for_them() -> None:
 
 
 def test_overrides_and_seed_reach_the_arms_built_from_them() -> None:
-    r = resolve_recipe("04_resnet_transfer", "cpu", seed=4, depth=34, probe_epochs=2)
-    assert r.arm("scratch").model == "resnet34" and r.arm("probe").train.epochs == 2
-    assert r.arm("probe").frozen_backbone and r.arm("probe").train.lr == 1e-2
+    r = resolve_recipe("04_resnet_transfer", "cpu", seed=4, depth=34, probe_image_size=160)
+    assert r.arm("scratch").model == "resnet34" and r.arm("probe").image_size == 160
+    assert r.arm("probe").frozen_backbone and "logistic regression on cached features" in r.arm("probe").describe()
+    assert r.arm("finetune").image_size > r.arm("scratch").image_size  # the pretrained arm gets the larger input
     assert r.arm("finetune").train.backbone_lr == 1e-3 and r.arm("plain_loss").train.imbalance == "none"
     assert {arm.train.seed for arm in r.arms.values()} == {4}
     assert r.arm("dermamnist_scratch").sizes == (28, 64)

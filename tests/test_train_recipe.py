@@ -63,6 +63,23 @@ def test_the_binary_arm_trains_benign_vs_malignant_with_its_offline_weights(synt
     assert payload["config"]["run"]["arm"]["model"] == "efficientnet_lite0"
 
 
+def test_the_probe_recipe_fits_its_head_on_cached_features_without_epochs(synthetic_dir: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = tmp_path / "probe.pt"
+    assert main(["--recipe", "04_resnet_transfer:probe", "--preset", "smoke", "--data", str(synthetic_dir),
+                 "--checkpoint", str(checkpoint)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epochs_run"] == 0 and summary["test_balanced_accuracy"] is not None
+    model, payload = load_checkpoint(checkpoint)
+    assert payload["config"]["run"]["arm"]["frozen_backbone"] and model.image_size == find_arm(
+        "04_resnet_transfer:probe", "smoke").image_size
+
+
+def test_only_a_probe_arm_is_fitted_as_a_linear_probe() -> None:
+    with pytest.raises(ValueError, match="train it with fit"):
+        find_arm("04_resnet_transfer:finetune", "smoke").fit_linear_probe(None)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--recipe", "03_custom_cnn:bogus", "--checkpoint", "x.pt"], "has no arm 'bogus'"),
     (["--recipe", "03_custom_cnn", "--checkpoint", "x.pt"], "NOTEBOOK:NAME"),

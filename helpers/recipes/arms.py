@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..training import TrainConfig
@@ -23,7 +24,8 @@ class Arm:
     train: TrainConfig
     pretrained: bool = False
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"dropout": 0.0}
-    frozen_backbone: bool = False  # a linear probe: only the head trains
+    # a linear probe: the backbone frozen, the head fitted as a logistic regression on cached features (helpers.probe)
+    frozen_backbone: bool = False
     fallback: str | None = None  # the pretrained stand-in used where `model` has no ImageNet weights
     sizes: tuple[int, ...] = ()  # further input sizes the notebook trains this arm at (DermaMNIST)
 
@@ -68,11 +70,26 @@ class Arm:
             set_backbone_trainable(model, False)
         return model
 
+    def fit_linear_probe(self, data: Any, cache_dir: str | Path | None = None) -> Any:
+        """This linear-probe arm built and its head fitted on cached frozen features of data.train, chosen on data.val.
+
+        data: a SplitData at the arm's input size; returns helpers.probe's ProbeResult (its .model is the Classifier).
+        """
+        from ..data.tensors import default_device
+        from ..probe import linear_probe
+
+        if not self.frozen_backbone:
+            raise ValueError(f"arm {self.name} trains its backbone: train it with fit, not as a linear probe")
+        model = self.build(data.classes).to(default_device())
+        return linear_probe(model, data.train, data.val, self.train, input_size=self.image_size, cache_dir=cache_dir)
+
     def describe(self) -> str:
         """One banner line: model, weights, input size, epochs, batch size and learning rate."""
         sizes = "/".join(map(str, self.sizes)) if self.sizes else str(self.image_size)
         options = "".join(f", {key} {value}" for key, value in self.model_kwargs.items())
         weights = (" ImageNet" + (" (frozen backbone)" if self.frozen_backbone else "")) if self.pretrained else ""
+        if self.frozen_backbone:
+            return f"{self.name}: {self.model}{weights}{options} | {sizes}px | logistic regression on cached features"
         return (f"{self.name}: {self.model}{weights}{options} | {sizes}px | epochs {self.train.epochs} | "
                 f"batch {self.train.batch_size} | lr {self.train.lr:.1e}")
 

@@ -1,10 +1,12 @@
 """Notebook 04's recipes: ResNet from scratch, an ImageNet network as linear probe and fine-tuned, DermaMNIST.
 
-cpu, 64 px on a 2-core CPU (train img/s: resnet18 ~380, efficientnet_lite0 ~200; ~7,000 train images):
-2 ResNet runs x 8 epochs ~ 6 min, probe ~1 min, fine-tune 6 epochs ~ 4 min, DermaMNIST 28 px ~1 min,
-64 px ResNet ~3 min and fine-tune ~4 min, fine-tune at 28 px ~1 min: about 21 minutes in all.
-128 px DermaMNIST only on gpu (4x the 64 px cost: another ~15 minutes here). The pretrained arms fall
-back to EfficientNet-Lite0 (weights shipped in a pip package) where the ResNet's weights are unavailable.
+cpu, on a 2-core CPU (AMD EPYC; train img/s at 64 px: resnet18 ~380, efficientnet_lite0 ~200; ~7,000 train
+images): 2 ResNet runs x 8 epochs at 64 px ~ 6 min, the linear probe on cached 128 px features ~1 min,
+fine-tuning 6 epochs at 96 px ~ 6.5 min, DermaMNIST 28 px ~1 min, 64 px ResNet ~3 min and fine-tune ~4 min,
+fine-tune at 28 px ~1 min: about 23 minutes in all. Why 128 px for the probe and 96 px for fine-tuning:
+benchmarks/README.md, "Training levers". 128 px DermaMNIST only on gpu (4x the 64 px cost). The pretrained
+arms fall back to EfficientNet-Lite0 (weights shipped in a pip package) where the ResNet's weights are
+unavailable.
 """
 
 from __future__ import annotations
@@ -19,27 +21,27 @@ from .custom_cnn import our_recipe
 NOTEBOOK = "04_resnet_transfer"
 FALLBACK = "efficientnet_lite0"
 SETTINGS = {
-    "smoke": {"depth": 18, "image_size": 32, "epochs": 2, "probe_epochs": 1, "finetune_epochs": 2,
-              "dermamnist_sizes": [28], "dermamnist_best_sizes": [28], "dermamnist_epochs": 1},
-    "cpu": {"depth": 18, "image_size": 64, "epochs": 8, "probe_epochs": 4, "finetune_epochs": 6,
-            "dermamnist_sizes": [28, 64], "dermamnist_best_sizes": [28, 64], "dermamnist_epochs": 8},
-    "gpu": {"depth": 18, "image_size": 128, "epochs": 30, "probe_epochs": 10, "finetune_epochs": 20,
-            "dermamnist_sizes": [28, 64, 128], "dermamnist_best_sizes": [28, 64, 128], "dermamnist_epochs": 30},
+    "smoke": {"depth": 18, "image_size": 32, "epochs": 2, "probe_image_size": 32, "pretrained_image_size": 32,
+              "finetune_epochs": 2, "dermamnist_sizes": [28], "dermamnist_best_sizes": [28], "dermamnist_epochs": 1},
+    "cpu": {"depth": 18, "image_size": 64, "epochs": 8, "probe_image_size": 128, "pretrained_image_size": 96,
+            "finetune_epochs": 6, "dermamnist_sizes": [28, 64], "dermamnist_best_sizes": [28, 64], "dermamnist_epochs": 8},
+    "gpu": {"depth": 18, "image_size": 128, "epochs": 30, "probe_image_size": 224, "pretrained_image_size": 128,
+            "finetune_epochs": 20, "dermamnist_sizes": [28, 64, 128], "dermamnist_best_sizes": [28, 64, 128],
+            "dermamnist_epochs": 30},
 }
 
 
 def arms(s: Mapping[str, Any], seed: int) -> list[Arm]:
     """scratch, plain_loss, probe, finetune, dermamnist_scratch and dermamnist_finetune."""
-    resnet, size = f"resnet{s['depth']}", s["image_size"]
+    resnet, size, pretrained_size = f"resnet{s['depth']}", s["image_size"], s["pretrained_image_size"]
     ours = our_recipe(s["epochs"], seed)
     tune = dataclasses.replace(ours, epochs=s["finetune_epochs"], lr=3e-3, backbone_lr=1e-3)
     derma = s["dermamnist_epochs"]
     return [
         Arm("scratch", resnet, size, ours),
         Arm("plain_loss", resnet, size, dataclasses.replace(ours, imbalance="none")),
-        Arm("probe", resnet, size, dataclasses.replace(ours, epochs=s["probe_epochs"], lr=1e-2), pretrained=True,
-            frozen_backbone=True, fallback=FALLBACK),
-        Arm("finetune", resnet, size, tune, pretrained=True, fallback=FALLBACK),
+        Arm("probe", resnet, s["probe_image_size"], ours, pretrained=True, frozen_backbone=True, fallback=FALLBACK),
+        Arm("finetune", resnet, pretrained_size, tune, pretrained=True, fallback=FALLBACK),
         Arm("dermamnist_scratch", resnet, s["dermamnist_sizes"][0], dataclasses.replace(ours, epochs=derma),
             sizes=tuple(s["dermamnist_sizes"])),
         Arm("dermamnist_finetune", resnet, s["dermamnist_best_sizes"][0], dataclasses.replace(tune, epochs=derma),
