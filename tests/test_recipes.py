@@ -102,7 +102,7 @@ def test_the_fixed_grid_recipe_hashes_as_before() -> None:
 def test_recipes_accept_the_earlier_names_of_renamed_settings() -> None:
     for notebook, presets in RECIPES.items():
         assert not set(RENAMED_SETTINGS) & set(presets["cpu"]), f"{notebook} still uses an earlier name"
-    # the notebooks' parameters cells keep seed_epochs: it sets reference_epochs, and errors name it as passed
+    # an earlier name still works: seed_epochs sets reference_epochs, and errors name it as passed
     assert recipe("03_custom_cnn", "cpu", seed_epochs=2)["reference_epochs"] == 2
     default = RECIPES["05_efficientnet_binary"]["cpu"]["reference_epochs"]
     assert recipe("05_efficientnet_binary", "cpu", seed_epochs=None)["reference_epochs"] == default
