@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..training import TrainConfig
@@ -70,7 +69,7 @@ class Arm:
             set_backbone_trainable(model, False)
         return model
 
-    def fit_linear_probe(self, data: Any, cache_dir: str | Path | None = None) -> Any:
+    def fit_linear_probe(self, data: Any) -> Any:
         """This linear-probe arm built and its head fitted on cached frozen features of data.train, chosen on data.val.
 
         data: a SplitData at the arm's input size; returns helpers.probe's ProbeResult (its .model is the Classifier).
@@ -81,7 +80,7 @@ class Arm:
         if not self.frozen_backbone:
             raise ValueError(f"arm {self.name} trains its backbone: train it with fit, not as a linear probe")
         model = self.build(data.classes).to(default_device())
-        return linear_probe(model, data.train, data.val, self.train, input_size=self.image_size, cache_dir=cache_dir)
+        return linear_probe(model, data.train, data.val, self.train, input_size=self.image_size)
 
     def describe(self) -> str:
         """One banner line: model, weights, input size, epochs, batch size and learning rate."""
