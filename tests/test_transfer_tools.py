@@ -68,6 +68,18 @@ def test_classifier_cams_are_maps_in_unit_range_at_input_size(split_data) -> Non
     assert np.array_equal(cams, classifier_cams(model, images.numpy()))
 
 
+def test_classifier_cams_in_batches_match_one_pass_and_keep_per_image_classes(split_data) -> None:
+    model = build_classifier("resnet18", split_data.classes, 32)
+    images, classes = split_data.test.images[:5], [0, 1, 2, 1, 0]
+    whole = classifier_cams(model, images, class_index=classes, batch_size=len(images))
+    batched = classifier_cams(model, images, class_index=classes, batch_size=2)
+    assert batched.shape == (5, 32, 32)
+    np.testing.assert_allclose(batched, whole, atol=1e-5)
+    np.testing.assert_allclose(classifier_cams(model, images[3:4], class_index=1), whole[3:4], atol=1e-5)
+    with pytest.raises(ValueError, match="batch_size"):
+        classifier_cams(model, images, batch_size=0)
+
+
 def test_load_resized_mask_follows_the_center_crop_of_its_image(tmp_path: Path) -> None:
     mask = np.zeros((60, 80), dtype=np.uint8)
     mask[:, :40] = 255  # left half is lesion
