@@ -103,6 +103,7 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], timeout: 
                 handle.write(html_text)
             if metrics_tmp.exists():
                 os.replace(metrics_tmp, out_dir / "metrics" / f"{name}.json")
+            (out_dir / f"{name}.failed.html").unlink(missing_ok=True)  # an earlier failure's page no longer applies
         else:
             with atomic_open(out_dir / f"{name}.failed.html", "w", encoding="utf-8") as handle:
                 handle.write(html_text)

@@ -69,6 +69,10 @@ def test_series_writes_reports_and_keeps_last_good_one(project: Path, synthetic_
     assert json.loads((reports / "metrics" / "01_good.json").read_text())["preset"] == "smoke"
     assert not list(reports.rglob("*.tmp")) and not list(reports.rglob("*.running"))
 
+    write_notebook(project / "notebooks" / "02_bad.ipynb", "print('fixed')")  # its next good run drops the failed page
+    assert run_series(preset="smoke", root=project, only=["02_bad"]) == 0
+    assert (reports / "02_bad.html").exists() and not (reports / "02_bad.failed.html").exists()
+
 
 def test_synthetic_runs_go_to_demo(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HAM10000_DIR", raising=False)
