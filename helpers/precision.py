@@ -5,10 +5,12 @@ Kept free of other helpers imports so that `helpers.inference`, `helpers.train` 
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import torch
+from torch import nn
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,3 +64,50 @@ def grad_scaler(resolved: str, device: torch.device) -> torch.amp.GradScaler:
 def describe_amp(device: str | torch.device) -> str:
     """The automatic amp choice for device, for banners: 'bf16', 'fp16' or 'off'."""
     return resolve_amp("auto", device)
+
+
+def is_depthwise(module: nn.Module) -> bool:
+    """True for a depthwise 2-d convolution (one filter group per input channel), as in EfficientNet and MobileNet."""
+    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
+
+
+@contextmanager
+def depthwise_in_fp32(model: nn.Module, resolved: str, device: str | torch.device) -> Iterator[int]:
+    """Within it, model's depthwise convolutions run in fp32 wherever they are trained under CPU bf16 autocast.
+
+    oneDNN's bf16 depthwise backward is slow: EfficientNet-Lite0 trained 1.5-1.7x faster with only these layers
+    in fp32 (benchmarks/README.md, "Depthwise convolutions in fp32"). Inference (no grad) keeps bf16, which is
+    faster there. Yields how many layers it switched; a no-op off the CPU or without bf16.
+    """
+    if resolved != "bf16" or torch.device(device).type != "cpu":
+        yield 0
+        return
+    handles = []
+    for module in model.modules():
+        if is_depthwise(module):
+            switched = []  # per layer: whether this call turned autocast off, so that the hook after it restores it
+            handles += [module.register_forward_pre_hook(_fp32_before(switched)),
+                        module.register_forward_hook(_fp32_after(switched))]
+    try:
+        yield len(handles) // 2
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _fp32_before(switched: list[bool]):
+    def hook(module: nn.Module, args: tuple) -> tuple | None:
+        if not (torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")):
+            return None
+        torch.set_autocast_enabled("cpu", False)  # an exception inside is undone by the enclosing autocast's exit
+        switched.append(True)
+        return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+    return hook
+
+
+def _fp32_after(switched: list[bool]):
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if switched:
+            switched.pop()
+            torch.set_autocast_enabled("cpu", True)
+    return hook

@@ -33,7 +33,7 @@ from .augment import AugmentConfig, augment_batch, mix_batch
 from .data.tensors import ImageData, default_device
 from .inference import evaluate
 from .models import head_parameters, model_spec, save_checkpoint
-from .precision import AMP_MODES, autocast, grad_scaler, resolve_amp
+from .precision import AMP_MODES, autocast, depthwise_in_fp32, grad_scaler, resolve_amp
 
 OPTIMIZERS = ("adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -408,7 +408,8 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.time()
         size = sizes[epoch - 1]
-        train_loss, train_correct, seen = _train_epoch(train_model, train, run, None if size == full_size else size)
+        with depthwise_in_fp32(model, amp, device):
+            train_loss, train_correct, seen = _train_epoch(train_model, train, run, None if size == full_size else size)
         train_time = time.time() - epoch_start
         scored = model if ema is None else ema_weights(ema, model)
         result = evaluate(scored, val, config.eval_batch_size, amp=amp, class_weight=weight)

@@ -139,6 +139,48 @@ def test_bf16_and_off_train_without_an_active_scaler(monkeypatch: pytest.MonkeyP
     assert [s.is_enabled() for s in CountingScaler.made] == [False, False]
 
 
+def _depthwise_net() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 4, 1))
+
+
+def _output_dtypes(net: nn.Module, x: torch.Tensor, grad: bool) -> list[torch.dtype]:
+    dtypes: list[torch.dtype] = []
+    handles = [layer.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype)) for layer in net]
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        net(x)
+        assert torch.is_autocast_enabled("cpu")  # the layer after the depthwise one turned it back on
+    for handle in handles:
+        handle.remove()
+    return dtypes
+
+
+def test_depthwise_convolutions_train_in_fp32_under_cpu_bf16_and_nothing_else_changes() -> None:
+    net, x = _depthwise_net(), torch.randn(2, 3, 6, 6)
+    assert [precision.is_depthwise(layer) for layer in net] == [False, True, False]
+    bf16 = torch.bfloat16
+    with precision.depthwise_in_fp32(net, "bf16", "cpu") as switched:
+        assert switched == 1
+        assert _output_dtypes(net, x, grad=True) == [bf16, torch.float32, bf16]
+        assert _output_dtypes(net, x, grad=False) == [bf16, bf16, bf16]  # inference keeps the faster bf16
+    assert _output_dtypes(net, x, grad=True) == [bf16, bf16, bf16]  # the hooks are gone after the block
+    for resolved, device in (("off", "cpu"), ("fp16", "cpu"), ("bf16", "meta")):
+        with precision.depthwise_in_fp32(net, resolved, device) as switched:
+            assert switched == 0
+    assert not any(map(precision.is_depthwise, build_classifier("resnet18", ["a", "b"], 32).modules()))
+
+
+def test_fit_trains_efficientnet_depthwise_layers_in_fp32_under_bf16() -> None:
+    model = build_classifier("efficientnet_lite0", ["dark", "bright"], 16)
+    depthwise = [m for m in model.modules() if precision.is_depthwise(m)]
+    assert len(depthwise) == 16
+    seen: list[torch.dtype] = []
+    depthwise[0].register_forward_hook(lambda m, a, out: seen.append(out.dtype) if torch.is_grad_enabled() else None)
+    config = TrainConfig(epochs=1, batch_size=16, amp="bf16", augment=AugmentConfig.none(), progress=False)
+    result = fit(model, _toy_data(32, 0), _toy_data(16, 1), config)
+    assert result.amp == "bf16" and seen == [torch.float32, torch.float32] and math.isfinite(result.history.train_loss[0])
+    assert all(not m._forward_pre_hooks for m in depthwise)  # fit leaves the model as it found it
+
+
 class AutocastProbe(nn.Module):
     """Records whether autocast is on, and its dtype, at each forward."""
 

@@ -89,7 +89,8 @@ def test_arm_records_reject_bad_values() -> None:
 def test_preset_models_come_from_the_arms_with_their_fallbacks() -> None:
     pairs = preset_models("cpu")
     assert ("reference_cnn", 128) in pairs and ("improved_cnn", 64) in pairs
-    assert ("efficientnet_lite0", 28) in pairs  # 04's DermaMNIST fine-tune falls back to Lite0 offline
+    assert ("efficientnet_lite0", 64) in pairs  # 04's DermaMNIST fine-tune falls back to Lite0 offline
+    assert ("efficientnet_lite0", 28) not in pairs and ("efficientnet_lite0", 28) in preset_models("gpu")
     assert ("efficientnet_b0", 64) in pairs and ("mixer_small", 64) in pairs
 
 

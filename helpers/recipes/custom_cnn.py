@@ -18,7 +18,7 @@ from .arms import Arm, NotebookRecipes
 NOTEBOOK = "03_custom_cnn"
 SETTINGS = {
     "smoke": {"reference_image_size": 32, "reference_epochs": 1, "image_size": 32, "epochs": 2, "dropout_epochs": 1},
-    "cpu": {"reference_image_size": 128, "reference_epochs": 8, "image_size": 64, "epochs": 30, "dropout_epochs": 8},
+    "cpu": {"reference_image_size": 128, "reference_epochs": 5, "image_size": 64, "epochs": 30, "dropout_epochs": 5},
     "gpu": {"reference_image_size": 128, "reference_epochs": 25, "image_size": 128, "epochs": 40,
             "dropout_epochs": 25},
 }

@@ -25,7 +25,7 @@ SETTINGS = {
     "smoke": {"depth": 18, "image_size": 32, "epochs": 2, "probe_image_size": 32, "pretrained_image_size": 32,
               "finetune_epochs": 2, "dermamnist_sizes": [28], "dermamnist_best_sizes": [28], "dermamnist_epochs": 1},
     "cpu": {"depth": 18, "image_size": 64, "epochs": 8, "probe_image_size": 128, "pretrained_image_size": 96,
-            "finetune_epochs": 6, "dermamnist_sizes": [28, 64], "dermamnist_best_sizes": [28, 64], "dermamnist_epochs": 8},
+            "finetune_epochs": 6, "dermamnist_sizes": [28, 64], "dermamnist_best_sizes": [64], "dermamnist_epochs": 8},
     "gpu": {"depth": 18, "image_size": 128, "epochs": 30, "probe_image_size": 224, "pretrained_image_size": 128,
             "finetune_epochs": 20, "dermamnist_sizes": [28, 64, 128], "dermamnist_best_sizes": [28, 64, 128],
             "dermamnist_epochs": 30},
