@@ -1,9 +1,11 @@
 """Notebook 04's recipes: ResNet from scratch, an ImageNet network as linear probe and fine-tuned, DermaMNIST.
 
 cpu, measured in the series run of 2026-12-02 on a 2-core Intel Xeon (family 6 model 167; ~7,000 train
-images): ResNet-18 8 epochs at 64 px 3.3 min (twice: weighted and plain loss), the linear probe on cached
-128 px features and fine-tuning 6 epochs at 96 px 10.6 min together (features 39 s, head 3 s), evaluation,
-TTA and calibration 1.6 min, DermaMNIST (both models at 28 and 64 px, 8 epochs) 17.9 min: 37 minutes in all.
+images; EfficientNet's depthwise layers trained in fp32, helpers.precision): ResNet-18 8 epochs at 64 px
+3.4 min (twice: weighted and plain loss), the linear probe on cached 128 px features and fine-tuning 6 epochs
+at 96 px 7.4 min together, evaluation, TTA and calibration 1.4 min, DermaMNIST (ResNet-18 at 28 and 64 px,
+Lite0 at 64 px, 8 epochs each) 9.1 min: 25 minutes in all. Lite0 at 28 px on DermaMNIST only on gpu: it scored
+below ResNet-18 from scratch at 28 px (0.718 against 0.735 accuracy, 2026-12-02) for over twice its time.
 Why 128 px for the probe and 96 px for fine-tuning:
 benchmarks/README.md, "Training levers". 128 px DermaMNIST only on gpu (4x the 64 px cost). The pretrained
 arms fall back to EfficientNet-Lite0 (weights shipped in a pip package) where the ResNet's weights are
