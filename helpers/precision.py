@@ -5,7 +5,7 @@ Kept free of other helpers imports so that `helpers.inference`, `helpers.train` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -75,8 +75,8 @@ def is_depthwise(module: nn.Module) -> bool:
 def depthwise_in_fp32(model: nn.Module, resolved: str, device: str | torch.device) -> Iterator[int]:
     """Within it, model's depthwise convolutions run in fp32 wherever they are trained under CPU bf16 autocast.
 
-    oneDNN's bf16 depthwise backward is slow: EfficientNet-Lite0 trained 1.5-1.7x faster with only these layers
-    in fp32 (benchmarks/README.md, "Depthwise convolutions in fp32"). Inference (no grad) keeps bf16, which is
+    oneDNN's bf16 depthwise backward is slow: EfficientNet-Lite0 and -B0 trained 1.55-1.79x faster with only these
+    layers in fp32 (benchmarks/README.md, "Depthwise convolutions in fp32"). Inference (no grad) keeps bf16, which is
     faster there. Yields how many layers it switched; a no-op off the CPU or without bf16.
     """
     if resolved != "bf16" or torch.device(device).type != "cpu":
@@ -95,7 +95,7 @@ def depthwise_in_fp32(model: nn.Module, resolved: str, device: str | torch.devic
             handle.remove()
 
 
-def _fp32_before(switched: list[bool]):
+def _fp32_before(switched: list[bool]) -> Callable[[nn.Module, tuple], tuple | None]:
     def hook(module: nn.Module, args: tuple) -> tuple | None:
         if not (torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")):
             return None
@@ -105,7 +105,7 @@ def _fp32_before(switched: list[bool]):
     return hook
 
 
-def _fp32_after(switched: list[bool]):
+def _fp32_after(switched: list[bool]) -> Callable[[nn.Module, tuple, torch.Tensor], None]:
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if switched:
             switched.pop()

@@ -10,8 +10,9 @@ train img/s alexnet 259, resnet18 381, vit_tiny 392, mixer_small 185, lite0 204;
 test, 1,505 images each) measured 311 (mixer_small) to 1,800 img/s. Per arm (7 runs; lite0 arms 2 runs):
 alexnet ~190 s, resnet18 ~130 s, vit_tiny ~120 s, mixer_small ~300 s, lite0 pretrained + scratch ~180 s:
 ~15.5 minutes of runs, plus data, fits and plots: about 16 minutes (estimates for an AMD EPYC; measured
-2026-12-02 on a 2-core Intel Xeon, family 6 model 167, with Lite0's depthwise layers trained in fp32: 14.1 minutes). Dropped against gpu: resnet34/50/101/152,
-vit_b_16, mixer_b16_224 (vit_tiny and mixer_small stand in), fraction 0.02, seed 2, seed 1 above 0.1, 128 px.
+2026-12-02 on a 2-core Intel Xeon, family 6 model 167, with Lite0's depthwise layers trained in fp32: 14.1
+minutes). Dropped against gpu: resnet34/50/101/152, vit_b_16, mixer_b16_224 (vit_tiny and mixer_small stand
+in), fraction 0.02, seed 2, seed 1 above 0.1, 128 px.
 gpu (not measured here): 172 runs if every model's weights are present, hours on one GPU: use
 `python -m helpers.scaling --preset gpu --shard K/N` on N GPUs, then run the notebook to merge.
 """
