@@ -10,7 +10,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LAB_PORT ?= 8888
 LAB_ARGS ?=  # more `jupyter lab` options, e.g. `make lab LAB_ARGS=--allow-root` in a container running as root
 
-.PHONY: reports test lab data bench check-gpu clean-venv
+.PHONY: reports test lab data bench check-gpu calibrate-gpu budget clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 reports: $(STAMP)  ## run every notebook with papermill into reports/ (reports/demo/ on the synthetic set)
 	$(BIN)/python -m helpers.reports $(if $(PRESET),--preset $(PRESET))
 
-check-gpu: $(STAMP)  ## the gpu preset's code path on a few dozen images, on whatever device is here
+check-gpu: $(STAMP)  ## the gpu and full presets' code paths on a few dozen images, on whatever device is here
 	$(BIN)/python -m helpers.reports --preset gpu --check
+	$(BIN)/python -m helpers.reports --preset full --check
+
+calibrate-gpu: $(STAMP)  ## measure this GPU (img/s, peak memory) for the cost model: models/calibration/gpu-<class>.json
+	$(BIN)/python -m helpers.budget --calibrate
+
+budget: $(STAMP)  ## the cost model's estimate of every notebook on this machine, e.g. make budget PRESET=gpu DEVICE=t4
+	$(BIN)/python -m helpers.budget --preset $(or $(PRESET),auto) --device $(or $(DEVICE),this)
 
 test: $(STAMP)  ## unit tests, then every notebook on the smoke preset
 	SKIN_LESION_PRESET=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider

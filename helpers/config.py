@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,17 +17,18 @@ from typing import Any
 import torch
 
 from .data.source import DataSource, describe, resolve_data_source
+from .machine import hardware_description
 from .precision import describe_amp
-from .recipes import CHECK_ENV, NOTEBOOKS, Arm, Recipe, check_mode, resolve_recipe
-from .validate import check_int
+from .recipes import CHECK_ENV, CHECK_MAX_IMAGES, NOTEBOOKS, Arm, Recipe, Sizing, resolve_recipe, sizing_for
+from .validate import check_int, check_number
 
 PRESET_ENV = "SKIN_LESION_PRESET"
-CHECK_MAX_IMAGES = 64  # a check run's max_images: subsample_lesions keeps whole lesions and >= 15 images per class
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"image_size": 32, "epochs": 1, "batch_size": 32, "max_images": 210},
     "cpu": {"image_size": 64, "epochs": 8, "batch_size": 64, "max_images": None},
     "gpu": {"image_size": 128, "epochs": 25, "batch_size": 128, "max_images": None},
+    "full": {"image_size": 128, "epochs": 25, "batch_size": 128, "max_images": None},
 }
 
 
@@ -51,6 +51,7 @@ class Config:
     notebook: str = ""
     recipe: Recipe | None = None  # the notebook's resolved recipe: settings and arms, the parameters applied
     parameters: dict[str, Any] = field(default_factory=dict)  # other notebook parameters, recorded as given
+    budget_minutes: float = 30.0  # a notebook estimated to take longer here is announced with a warning
     started: float = field(default_factory=time.time, compare=False, repr=False)  # for the metrics' wall time
 
     @property
@@ -68,6 +69,13 @@ class Config:
         """The configuration as a few printable lines (see `banner`)."""
         return banner(self, n_images)
 
+    def estimate(self, rows: Any = None) -> str:
+        """The cost model's estimate of this notebook on this machine, per run, with a warning over the budget;
+        rows: for notebook 06, the grid rows still to run (helpers.scaling.pending_rows), None for all of them."""
+        from .cost.series import announce
+
+        return announce(self, self.budget_minutes, rows)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-value dictionary, for JSON next to results and in checkpoints."""
         values = dataclasses.asdict(self)
@@ -84,22 +92,6 @@ def resolve_preset(preset: str = "auto") -> str:
         raise ValueError(f"preset must be one of auto, {', '.join(PRESETS)}; got {chosen!r} "
                          f"({'from $' + PRESET_ENV if os.environ.get(PRESET_ENV) else 'from the preset parameter'})")
     return chosen
-
-
-def hardware_description() -> str:
-    """One line naming the GPU, or the CPU model and core count."""
-    if torch.cuda.is_available():
-        return f"GPU {torch.cuda.get_device_name(0)}"
-    return f"CPU {_cpu_model()} ({os.cpu_count()} cores)"
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def resolve_config(
@@ -130,22 +122,23 @@ def resolve_config(
         image_size=image_size or defaults["image_size"],
         epochs=epochs or defaults["epochs"],
         batch_size=batch_size or defaults["batch_size"],
-        max_images=_max_images(max_images, defaults["max_images"]),
+        max_images=_max_images(max_images, defaults["max_images"], sizing_for(name, source.kind)),
         seed=seed,
         amp=describe_amp(device),
     )
 
 
-def _max_images(asked: int | None, preset_default: int | None) -> int | None:
+def _max_images(asked: int | None, preset_default: int | None, sizing: Sizing | None = None) -> int | None:
     chosen = asked if asked is not None else preset_default
-    if check_mode():
-        return min(chosen or CHECK_MAX_IMAGES, CHECK_MAX_IMAGES)
+    if sizing is not None and sizing.max_images is not None:  # a check run or the synthetic demo (helpers.recipes)
+        return min(chosen or sizing.max_images, sizing.max_images)
     return chosen
 
 
 def setup(notebook: str, preset: str = "auto", data_dir: str | None = None, seed: int = 0, *, show: bool = True,
-          record: Mapping[str, Any] | None = None, **parameters: Any) -> Config:
-    """A notebook's one Config: its parameters (None: the recipe's) -> preset -> recipe; prints the banner when show.
+          record: Mapping[str, Any] | None = None, budget_minutes: float = 30.0, **parameters: Any) -> Config:
+    """A notebook's one Config: its parameters (None: the recipe's) -> preset -> recipe; prints the banner and the
+    estimated time on this machine (`Config.estimate`, a warning above budget_minutes) when show.
 
     parameters override the recipe's settings of the same name (earlier names too, e.g. seed_epochs) and so the
     arms built from them; record holds other parameters (paths, switches), saved as given. The config's
@@ -153,16 +146,19 @@ def setup(notebook: str, preset: str = "auto", data_dir: str | None = None, seed
     """
     config = resolve_config(preset, data_dir=data_dir, seed=seed)
     if notebook in NOTEBOOKS:
-        recipe = resolve_recipe(notebook, config.preset, seed=seed, **parameters)
+        recipe = resolve_recipe(notebook, config.preset, seed=seed, data_source=config.data_source, **parameters)
     elif parameters:
         raise ValueError(f"{notebook} has no recipe, so no parameter {', '.join(sorted(parameters))}")
     else:
         recipe = None
     sizes = {key: recipe.settings[key] for key in ("image_size", "epochs", "batch_size")
              if recipe and key in recipe.settings}
-    config = dataclasses.replace(config, **sizes, notebook=notebook, recipe=recipe, parameters=dict(record or {}))
+    config = dataclasses.replace(config, **sizes, notebook=notebook, recipe=recipe, parameters=dict(record or {}),
+                                 budget_minutes=check_number("setup: budget_minutes", budget_minutes, above_minimum=True))
     if show:
         print(config.banner())
+        if recipe is not None:
+            print(config.estimate())
     return config
 
 
@@ -171,8 +167,7 @@ def banner(config: Config, n_images: int | None = None) -> str:
     source = DataSource(config.data_source, Path(config.data_root), config.data_origin)
     lines = [
         describe(source, n_images),
-        *([f"CHECK RUN of the {config.preset} preset: a tiny lesion-grouped subset (at least 15 images per class), "
-           "at most 2 epochs per training; its numbers prove the code path only"] if check_mode() else []),
+        *([sizing.announce(config.preset)] if (sizing := sizing_for(config.preset, config.data_source)) else []),
         f"preset {config.preset} | device {config.device} ({config.hardware}) | amp {config.amp} | seed {config.seed}",
     ]
     arms = config.recipe.arms if config.recipe else {}

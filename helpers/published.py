@@ -66,7 +66,7 @@ def dermamnist_runs(config: Any, scratch_name: str, pretrained_name: str, pretra
     Skipped, saying why, without the CSV or on the synthetic set (which has no DermaMNIST image ids).
     """
     settings = config.settings
-    runs = DermaMNISTRuns(sizes_skipped=[px for px in config.recipe.of_preset("gpu").settings["dermamnist_sizes"]
+    runs = DermaMNISTRuns(sizes_skipped=[px for px in config.recipe.of_preset("full").settings["dermamnist_sizes"]
                                          if px not in settings["dermamnist_sizes"]])
     found = find_dermamnist_csv(split_csv)
     if found is None or config.data_source == "synthetic":

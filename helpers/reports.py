@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import CHECK_ENV, CHECK_MAX_IMAGES
+from .cost.series import CALIBRATION_ENV
 from .data.source import MODELS_ENV, display_path, project_root, resolve_data_source
 from .io import atomic_open, write_json
 from .results import read_goals, validate_metrics, write_readme_results
@@ -202,20 +203,45 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
     if source.synthetic and not check:
         print("SYNTHETIC DEMO DATA: these reports go to reports/demo/ and never replace real-data reports.")
     parameters = {"preset": preset} if preset else {}
+    estimates = record_calibration(out_dir, preset, [nb.stem for nb in notebooks]) if not source.synthetic and not check else {}
     failures = 0
     for notebook in notebooks:
         print(f"running {notebook.name} …", flush=True)
         record = execute(notebook, out_dir, parameters, timeout)
+        if notebook.stem in estimates:
+            record["estimate_minutes"] = estimates[notebook.stem]
         runs = load_runs(out_dir)
         runs[notebook.stem] = record
         write_json(runs, out_dir / RUNS_FILE)
         failures += record["status"] != "ok"
         print(f"  {record['status']} in {record['wall_time_s']} s" + (f": {record.get('error', '')[:500]}" if record["status"] != "ok" else ""))
+    os.environ.pop(CALIBRATION_ENV, None)  # the series' calibration served its notebooks only
     real = not source.synthetic and not check
     site(out_dir, [nb.stem for nb in notebooks_in(notebooks_dir or root / "notebooks")], root / "README.md" if real else None)
     if real:
         update_readme(root / "README.md", out_dir)
     return failures
+
+
+def record_calibration(out_dir: Path, preset: str | None, notebooks: list[str]) -> dict[str, list[float]]:
+    """Calibrate this machine for the series' plans into out_dir/calibration.json, point every notebook's estimate at
+    it ($SKIN_LESION_CALIBRATION) and return each notebook's estimated minutes (low, high) from it."""
+    from .cost.calibration import calibrate, write_calibration
+    from .cost.estimate import estimate_notebook
+    from .cost.series import CALIBRATION_ENV, SERIES_CALIBRATION, plans_here, target_for, work_of
+    from .machine import hardware_description
+
+    from .config import resolve_config
+
+    plans = plans_here(resolve_config(preset or "auto"), notebooks)
+    print(f"calibrating this machine for the cost model ({len(work_of(plans))} model/size/batch entries) …", flush=True)
+    path = write_calibration(calibrate(work_of(plans), hardware_description(), progress=False),
+                             out_dir / SERIES_CALIBRATION)
+    os.environ[CALIBRATION_ENV] = str(path)
+    target = target_for("this", plans)
+    estimates = {plan.notebook: [round(m, 2) for m in estimate_notebook(plan, target).minutes] for plan in plans}
+    print("estimated minutes: " + ", ".join(f"{name} {low:.1f}–{high:.1f}" for name, (low, high) in estimates.items()))
+    return estimates
 
 
 def site(out_dir: Path, notebooks: list[str], readme: Path | None) -> list[Path]:
@@ -257,7 +283,7 @@ def _main(argv: list[str]) -> int:
     from .cli import add_debug_argument, positive_int
 
     parser = argparse.ArgumentParser(prog="python -m helpers.reports", description=__doc__)
-    parser.add_argument("--preset", choices=("auto", "smoke", "cpu", "gpu"), help="override every notebook's preset")
+    parser.add_argument("--preset", choices=("auto", "smoke", "cpu", "gpu", "full"), help="override every notebook's preset")
     parser.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
     parser.add_argument("--timeout", type=positive_int, help="per-cell timeout in seconds")
     parser.add_argument("--check", action="store_true",

@@ -24,7 +24,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from .io import atomic_open, write_json
 from .models import (build_classifier, count_parameters, ensure_weights, flops_per_image, pretrained_available,
                      weights_file)
 from .recipes.scaling_study import FIXED_RECIPE  # the training recipe of every row, part of its id
+from .recipes.scaling_study import ScalingRow, build_grid, image_size_of, repeats  # noqa: F401 - the grid's rows
 from .training import TrainConfig, fit
 
 NOTEBOOK = "06_scaling_study"
@@ -103,68 +104,6 @@ def subset_table(rows: pd.DataFrame, subsets: dict[float, np.ndarray]) -> pd.Dat
 
 
 # ---------------------------------------------------------------- the grid
-
-
-@dataclass(frozen=True)
-class ScalingRow:
-    """One run of the grid: what is trained, on how much data, for how long."""
-
-    model: str
-    pretrained: bool
-    fraction: float
-    seed: int
-    image_size: int
-    epochs: int  # validation rounds; see `repeats`
-    min_images: int  # every run sees at least about this many training images
-    batch_size: int
-    lr: float
-    weight_decay: float
-    subset_seed: int = 0  # the order of lesions behind the nested subsets: fixed across rows
-
-    @property
-    def label(self) -> str:
-        """The arm this row belongs to: the model name, with ' (pretrained)' for ImageNet weights."""
-        return f"{self.model} (pretrained)" if self.pretrained else self.model
-
-
-def repeats(row: ScalingRow, n_train: int) -> int:
-    """How often the subset is repeated within one epoch: round(min_images / (epochs x n)), at least once."""
-    return max(1, round(row.min_images / (row.epochs * n_train)))
-
-
-def build_grid(settings: dict[str, Any], subset_seed: int = 0,
-               can_pretrain: Callable[[str], bool] | None = None) -> list[ScalingRow]:
-    """The rows of a preset's grid: models x fractions x seeds from scratch, plus pretrained-vs-scratch arms.
-
-    Fractions up to settings['seeds_up_to'] get every seed, larger ones the first. Pretrained arms run for
-    the models in settings['pretrained_models'] whose weights `can_pretrain` (default: on this machine),
-    each beside a from-scratch arm of the same model at settings['pretrained_fractions'].
-    """
-    can_pretrain = can_pretrain or pretrained_available
-    rows: dict[tuple, ScalingRow] = {}
-
-    def add(model: str, pretrained: bool, fraction: float, seed: int) -> None:
-        row = ScalingRow(model, pretrained, float(fraction), int(seed), image_size_of(settings, model),
-                         int(settings["epochs"]), int(settings["min_images"]), int(settings["batch_size"]),
-                         float(settings["pretrained_lr" if pretrained else "lr"]), float(settings["weight_decay"]),
-                         subset_seed)
-        rows.setdefault((model, pretrained, row.fraction, seed), row)
-
-    for fraction in settings["fractions"]:
-        seeds = settings["seeds"] if fraction <= settings["seeds_up_to"] else settings["seeds"][:1]
-        for seed in seeds:
-            for model in settings["models"]:
-                add(model, False, fraction, seed)
-    for model in (m for m in settings["pretrained_models"] if can_pretrain(m)):
-        for fraction in settings["pretrained_fractions"]:
-            add(model, True, fraction, settings["seeds"][0])
-            add(model, False, fraction, settings["seeds"][0])
-    return list(rows.values())
-
-
-def image_size_of(settings: dict[str, Any], model: str) -> int:
-    """The input size of a model under these settings (patch models may have their own)."""
-    return int(settings.get("image_sizes", {}).get(model, settings["image_size"]))
 
 
 def pretrained_status(models: Iterable[str], download: Iterable[str] = ()) -> pd.DataFrame:
@@ -363,6 +302,19 @@ def _set_aside(path: Path) -> Path:
     return path.replace(aside)
 
 
+def pending_rows(rows: Sequence[ScalingRow], data: GridData, results_dir: str | Path, resume: bool = True) -> list[ScalingRow]:
+    """The rows run_grid would train: all of them without resume, else those without a usable result file."""
+    if not resume:
+        return list(rows)
+    pending = []
+    for row in rows:
+        identifier = row_id(row, data_fingerprint(data(row.image_size), data.name))
+        path = Path(results_dir) / f"{identifier}.json"
+        if not path.is_file() or parse_record(path, identifier)[0] is None:
+            pending.append(row)
+    return pending
+
+
 def run_grid(rows: Sequence[ScalingRow], data: GridData, results_dir: str | Path, resume: bool = True,
              n_boot: int = 1000, progress: bool = True) -> list[dict[str, Any]]:
     """Run every row not finished yet (all of them when resume is False), one result file each; all records in row order."""
@@ -463,7 +415,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers.scaling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="run", choices=("run", "merge"))
-    parser.add_argument("--preset", default="auto", choices=("auto", "smoke", "cpu", "gpu"),
+    parser.add_argument("--preset", default="auto", choices=("auto", "smoke", "cpu", "gpu", "full"),
                         help="the notebook's presets (default auto)")
     parser.add_argument("--data-dir", help="HAM10000 folder (default: $HAM10000_DIR, data/ham10000, synthetic)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="split and subset seed (the notebook's seed)")

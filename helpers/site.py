@@ -372,6 +372,13 @@ def duration(seconds: Any) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def estimated(minutes: Any) -> str | None:
+    """The cost model's estimate recorded with a run, as "low–high min" (None when the run recorded none)."""
+    if not isinstance(minutes, (list, tuple)) or len(minutes) != 2:
+        return None
+    return f"{minutes[0]:.1f}–{minutes[1]:.1f} min"
+
+
 def goals_by_notebook(goals: Sequence[Goal], notebooks: Sequence[str]) -> dict[str, list[Goal]]:
     """The goals table's rows keyed by notebook name (a row's notebook column is the notebook's number) or "all"."""
     keyed: dict[str, list[Goal]] = {}
@@ -430,6 +437,7 @@ def _facts(out_dir: Path, name: str, status: str, run: Mapping[str, Any], metric
     labelled = (("preset", metrics.get("preset") or run.get("parameters", {}).get("preset")),
                 ("data", metrics.get("data_source")), ("hardware", metrics.get("device_name", metrics.get("device"))),
                 ("wall time", duration(run.get("wall_time_s", metrics.get("wall_time_s")))),
+                ("estimated", estimated(run.get("estimate_minutes"))),
                 ("run", str(metrics.get("created", run.get("started", "")))[:10]))
     facts += [f"{label} <b>{html.escape(str(value))}</b>" for label, value in labelled if value]
     if (out_dir / f"{name}.ipynb").exists():

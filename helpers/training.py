@@ -6,10 +6,15 @@ Levers for short runs, each off by default (TrainConfig's defaults train exactly
 an exponential moving average of the weights (`ema_decay`), progressive resizing (`progressive`), a linear
 warm-up of the schedule (`warmup_epochs`), per-layer learning-rate decay (`layer_decay`), and Mixup / CutMix
 with a loss on soft targets (`mixup_alpha`, `cutmix_alpha`, `mix_prob`).
+
+Memory that fits: when the cost model (`helpers.models.profile`) says a training does not fit the memory it has on
+its device, or a step runs out of CUDA memory, `fit` keeps the image caches in host memory and then splits each batch
+into micro-batches with gradient accumulation (the same effective batch, optimizer steps and schedule).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -33,12 +38,14 @@ from .augment import AugmentConfig, augment_batch, mix_batch
 from .data.tensors import ImageData, default_device
 from .inference import evaluate
 from .models import head_parameters, model_spec, save_checkpoint
+from .models.profile import MemoryEstimate, largest_batch, profile_model, training_memory
 from .precision import AMP_MODES, autocast, depthwise_in_fp32, grad_scaler, resolve_amp
 
 OPTIMIZERS = ("adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "cosine", "onecycle")
 IMBALANCE = ("none", "weighted_loss", "balanced_sampling")
 MONITORS = {"val_balanced_accuracy": "max", "val_accuracy": "max", "val_loss": "min"}
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,8 @@ class FitResult:
     checkpoint: Path | None
     wall_time_s: float
     amp: str  # the resolved mixed precision: bf16, fp16 or off
+    micro_batch: int | None = None  # images per micro-batch when batches were split to fit memory, else None
+    cache_on_host: bool = False  # whether fit moved the image caches from the device into host memory
 
 
 def _checked_phases(value: Any) -> tuple[tuple[int, float], ...]:
@@ -364,17 +373,28 @@ class _Steps:
     bar: tqdm
     ema: AveragedModel | None
     live: nn.Module  # the model the EMA averages (not its DDP or compiled wrapper)
+    micro: int | None = None  # images per micro-batch; None: whole batches
 
 
 def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
-        checkpoint_path: str | Path | None = None, run_config: dict[str, Any] | None = None) -> FitResult:
+        checkpoint_path: str | Path | None = None, run_config: dict[str, Any] | None = None,
+        memory_budget: int | None = None) -> FitResult:
     """Train model on train, validate each epoch on val, keep the best epoch by config.monitor.
 
     The best weights are checkpointed when checkpoint_path is given and restored at the end
     unless config.restore_best is False (then the model keeps its last epoch, as the reference notebooks did).
     With ema_decay, the averaged weights are the ones validated, checkpointed, restored and kept. With progressive,
     the history gains an image_size column (each epoch's training input side).
+
+    memory_budget: the bytes this training may use on train.device; None: on CUDA the free memory plus what the
+    model and the image caches already hold there, on a CPU no limit. When the estimate exceeds it, the image
+    caches move into host memory (train.images and val.images are replaced) and, if that is not enough, batches
+    are split into micro-batches; a CUDA out-of-memory error in a step halves the micro-batch and redoes the step.
+    Either prints one line; the result's micro_batch and cache_on_host say what was done.
     """
+    from .validate import check_int
+
+    check_int("memory_budget", memory_budget, optional=True)
     rank, world = distributed()
     device = train.device
     torch.manual_seed(config.seed)
@@ -390,10 +410,13 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
     sizes = epoch_sizes(config, full_size)
     if config.progressive:
         check_input_sizes(model, set(sizes) - {full_size})
+    amp = resolve_amp(config.amp, device)
+    micro, on_host, message = plan_memory(model, train, val, config, amp, memory_budget, world)
+    if message and rank == 0:
+        print(message)
     optimizer = make_optimizer(model, config)
     ema = make_ema(model, config.ema_decay) if config.ema_decay is not None else None
     train_model = _wrap(model, config, device, world)
-    amp = resolve_amp(config.amp, device)
     scaler = grad_scaler(amp, device)
 
     steps = steps_per_epoch(len(train), config)
@@ -404,7 +427,7 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
     bar = tqdm(total=steps * config.epochs, desc="train", disable=not config.progress or rank != 0,
                mininterval=2.0, unit="batch", dynamic_ncols=True)
     run = _Steps(config, optimizer, schedule, weight, order_generator, augment_generator, mix_generator, amp, scaler,
-                 steps, rank, world, num_classes, bar, ema, model)
+                 steps, rank, world, num_classes, bar, ema, model, micro)
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.time()
         size = sizes[epoch - 1]
@@ -441,7 +464,7 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         model.load_state_dict(ema_weights(ema, model).state_dict())  # the last averaged weights, not the live ones
     history = pd.DataFrame(rows)
     return FitResult(history, best_epoch, float(best_score), len(rows) < config.epochs,
-                     Path(checkpoint_path) if checkpoint_path else None, time.time() - started, amp)
+                     Path(checkpoint_path) if checkpoint_path else None, time.time() - started, amp, run.micro, on_host)
 
 
 def _wrap(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> nn.Module:
@@ -477,21 +500,14 @@ def _train_epoch(model: nn.Module, data: ImageData, run: _Steps, size: tuple[int
                                    run.mix_generator)
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(run.amp, data.device):
-            logits = model(x)
-        if targets is None:
-            loss = F.cross_entropy(logits.float(), y, weight=run.weight, label_smoothing=config.label_smoothing)
-        else:
-            loss = soft_cross_entropy(logits.float(), targets, run.weight, config.label_smoothing)
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()  # the scaler is a pass-through unless amp is fp16
+        loss, hits = _backward_fitting(model, x, y, targets, run)
         run.scaler.step(run.optimizer)  # skips the update when fp16 gradients overflowed
         run.scaler.update()
         _step_schedule(run.schedule, run.scaler)
         if run.ema is not None:
             run.ema.update_parameters(run.live)
-        total_loss += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()  # against each image's own label, mixed or not
+        total_loss += loss * len(y)
+        correct += hits
         seen += len(y)
         run.bar.update(1)
     return float(total_loss) / max(seen, 1), int(correct), seen

@@ -10,8 +10,14 @@
 `cpu` is sized so the whole series runs in about an hour on a 2-core laptop-class CPU; `gpu` uses the full
 settings of the reference notebooks; `smoke` runs each notebook in seconds on tiny data for tests. Settings named
 `reference_*` are those of a reference notebook's own recipe. `resolve_recipe` applies a notebook's parameters
-(overrides) and a check run's caps, then builds the arms; `find_arm("03_custom_cnn:improved", "cpu")` is the
+(overrides) and a sizing's caps, then builds the arms; `find_arm("03_custom_cnn:improved", "cpu")` is the
 one-call lookup for a command line.
+
+Two sizings run a preset's code path at a tiny size, its numbers meaning nothing (`Sizing`, `capped_settings`):
+CHECK, a check run (`python -m helpers.reports --check`), and DEMO, any preset but smoke on the built-in synthetic
+demo set (no real data configured), so that the demo shows in minutes that every cell works. Both keep the models,
+input sizes, batch sizes and schedules, cap every epoch count and the images, and cut the scaling grid to one run
+per distinct configuration at its largest training-set fractions.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ from . import custom_cnn, efficientnet_binary, preprocessing, resnet_transfer, s
 from .arms import CHECK_EPOCHS, Arm, NotebookRecipes
 
 CHECK_ENV = "SKIN_LESION_CHECK"  # set by `python -m helpers.reports --check`
+CHECK_MAX_IMAGES = 64  # a check run's max_images: subsample_lesions keeps whole lesions and >= 15 images per class
+CHECK_GRID_FRACTIONS = 1  # a check run's scaling grid: the whole training split only
+DEMO_EPOCHS = 2  # the synthetic demo's cap on every epoch count (restoring the best epoch needs two to choose from)
+DEMO_MAX_IMAGES = 700  # the synthetic demo's max_images: the whole built-in set (helpers.data.source.SYNTHETIC_IMAGES)
+DEMO_GRID_FRACTIONS = 3  # the demo's scaling grid: the 3 largest fractions, the fewest a power law can be fitted to
+GRID_N_BOOT = 100  # bootstrap resamples per grid run in both sizings (1,000 in the presets)
 NOTEBOOKS: dict[str, NotebookRecipes] = {module.NOTEBOOK: module.RECIPES for module in
                                          (preprocessing, custom_cnn, resnet_transfer, efficientnet_binary,
                                           scaling_study)}
@@ -37,13 +49,57 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {name: {preset: dict(values) for
 # Earlier names of settings, still accepted as overrides (the notebooks' parameters cells keep them).
 RENAMED_SETTINGS: dict[str, str] = {"seed_epochs": "reference_epochs", "seed_image_size": "reference_image_size"}
 
-__all__ = ["Arm", "CHECK_ENV", "CHECK_EPOCHS", "NOTEBOOKS", "RECIPES", "RENAMED_SETTINGS", "Recipe", "check_mode",
-           "check_override", "check_settings", "find_arm", "list_arms", "preset_models", "recipe", "resolve_recipe"]
+__all__ = ["Arm", "CHECK", "CHECK_ENV", "CHECK_EPOCHS", "CHECK_MAX_IMAGES", "DEMO", "DEMO_EPOCHS", "DEMO_MAX_IMAGES",
+           "NOTEBOOKS", "RECIPES", "RENAMED_SETTINGS", "Recipe", "Sizing", "capped_settings", "check_mode",
+           "check_override", "check_settings", "find_arm", "list_arms", "preset_models", "recipe", "resolve_recipe",
+           "sizing_for"]
 
 
 def check_mode() -> bool:
     """True inside a check run ($SKIN_LESION_CHECK=1): a preset's code path on a few dozen images, not a result."""
     return os.environ.get(CHECK_ENV, "") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """A preset's code path at a tiny size, to show that it runs, not to measure: the caps on its recipe and data.
+
+    epochs caps every epoch count of the settings and arms; max_images the images a notebook loads (None: all);
+    grid_fractions keeps that many of the scaling grid's largest training-set fractions, one seed each, each
+    run seeing its subset once per epoch (no repeats up to min_images), pretrained arms on the whole split only,
+    with n_boot bootstrap resamples and no resuming.
+    """
+
+    name: str
+    epochs: int
+    max_images: int | None
+    grid_fractions: int
+    n_boot: int
+
+    def announce(self, preset: str) -> str:
+        """The banner's line(s) saying loudly what this sizing is and that its numbers mean nothing."""
+        if self.name == "check":
+            return (f"CHECK RUN of the {preset} preset: a tiny lesion-grouped subset (at least 15 images per class), "
+                    f"at most {self.epochs} epochs per training; its numbers prove the code path only")
+        images = f"at most {self.max_images} images" if self.max_images else "all its images"
+        return (f"!! DEMO SIZING of the {preset} preset: this run is sized to show that every cell works, in minutes.\n"
+                f"!! At most {self.epochs} epochs per training, {images}, the scaling grid one run per configuration at\n"
+                f"!! its {self.grid_fractions} largest sizes. ITS NUMBERS MEAN NOTHING: with real data the {preset} preset "
+                f"trains in full.\n{'!' * 78}")
+
+
+CHECK = Sizing("check", CHECK_EPOCHS, CHECK_MAX_IMAGES, CHECK_GRID_FRACTIONS, GRID_N_BOOT)
+DEMO = Sizing("demo", DEMO_EPOCHS, DEMO_MAX_IMAGES, DEMO_GRID_FRACTIONS, GRID_N_BOOT)
+
+
+def sizing_for(preset: str, data_source: str | None = None, check: bool | None = None) -> Sizing | None:
+    """The sizing of a run: CHECK in a check run (check, None: check_mode()), DEMO for any preset but smoke on the
+    built-in synthetic demo set (data_source "synthetic", helpers.data.source), else None (the preset as it is)."""
+    if check_mode() if check is None else check:
+        return CHECK
+    if data_source == "synthetic" and preset != "smoke":
+        return DEMO
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,6 +111,7 @@ class Recipe:
     seed: int
     settings: dict[str, Any]
     arms: dict[str, Arm] = field(default_factory=dict)
+    sizing: str | None = None  # "check" or "demo" when capped (Sizing), None for the preset as it is
 
     def arm(self, name: str, model: str | None = None, image_size: int | None = None) -> Arm:
         """The arm called name, optionally with another architecture (its fallback) or input size."""
@@ -63,7 +120,7 @@ class Recipe:
         return self.arms[name].using(model, image_size)
 
     def of_preset(self, preset: str) -> Recipe:
-        """The same notebook's recipe under another preset, without overrides or a check run's caps."""
+        """The same notebook's recipe under another preset, without overrides or a sizing's caps."""
         return resolve_recipe(self.notebook, preset, seed=self.seed, check=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,18 +162,20 @@ def _overridden(notebook: str, preset: str, overrides: Mapping[str, Any]) -> dic
     return settings
 
 
-def resolve_recipe(notebook: str, preset: str, seed: int = 0, check: bool | None = None, **overrides: Any) -> Recipe:
+def resolve_recipe(notebook: str, preset: str, seed: int = 0, check: bool | None = None, data_source: str | None = None,
+                   **overrides: Any) -> Recipe:
     """notebook's Recipe under preset: overrides applied to the settings, then the arms built from them with seed.
 
-    check (None: check_mode()) caps the settings and every arm's epochs at CHECK_EPOCHS.
+    The run's sizing (sizing_for: check, None meaning check_mode(), and data_source, the Config's) caps the
+    settings and every arm's epochs; check=False gives the preset as it is.
     """
-    check = check_mode() if check is None else check
+    sizing = sizing_for(preset, data_source, check)
     settings = _overridden(notebook, preset, overrides)
-    settings = check_settings(notebook, settings) if check else settings
+    settings = capped_settings(notebook, settings, sizing) if sizing else settings
     arms = _spec(notebook).build_arms(settings, seed)
-    if check:
-        arms = {name: arm.capped(CHECK_EPOCHS) for name, arm in arms.items()}
-    return Recipe(notebook, preset, seed, settings, arms)
+    if sizing:
+        arms = {name: arm.capped(sizing.epochs) for name, arm in arms.items()}
+    return Recipe(notebook, preset, seed, settings, arms, sizing.name if sizing else None)
 
 
 def find_arm(reference: str, preset: str = "cpu", seed: int = 0) -> Arm:
@@ -174,9 +233,16 @@ def preset_models(preset: str) -> list[tuple[str, int]]:
 def check_settings(notebook: str, settings: dict[str, Any]) -> dict[str, Any]:
     """A check run's settings: the same models, input sizes, batch sizes and schedules, at most CHECK_EPOCHS epochs,
     and for the scaling grid one run of each distinct configuration (model, input size, pretrained or not)."""
-    checked = {key: min(value, CHECK_EPOCHS) if key.endswith("epochs") and isinstance(value, int) else value
-               for key, value in settings.items()}
+    return capped_settings(notebook, settings, CHECK)
+
+
+def capped_settings(notebook: str, settings: dict[str, Any], sizing: Sizing) -> dict[str, Any]:
+    """settings under sizing: the same models, input sizes, batch sizes and schedules, at most sizing.epochs epochs,
+    and for the scaling grid one run of each distinct configuration (model, input size, pretrained or not) at each
+    of its sizing.grid_fractions largest training-set fractions (pretrained arms at the whole training split)."""
+    capped = {key: min(value, sizing.epochs) if key.endswith("epochs") and isinstance(value, int) else value
+              for key, value in settings.items()}
     if notebook == "06_scaling_study":
-        checked.update(fractions=[1.0], seeds=settings["seeds"][:1], seeds_up_to=0.0, pretrained_fractions=[1.0],
-                       min_images=0, n_boot=100, resume=False)
-    return checked
+        capped.update(fractions=sorted(settings["fractions"])[-sizing.grid_fractions:], seeds=settings["seeds"][:1],
+                      seeds_up_to=0.0, pretrained_fractions=[1.0], min_images=0, n_boot=sizing.n_boot, resume=False)
+    return capped

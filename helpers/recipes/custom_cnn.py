@@ -23,6 +23,8 @@ SETTINGS = {
     "cpu": {"reference_image_size": 128, "reference_epochs": 5, "image_size": 64, "epochs": 30, "dropout_epochs": 5},
     "gpu": {"reference_image_size": 128, "reference_epochs": 25, "image_size": 128, "epochs": 40,
             "dropout_epochs": 25},
+    "full": {"reference_image_size": 128, "reference_epochs": 25, "image_size": 128, "epochs": 40,
+            "dropout_epochs": 25},
 }
 
 

@@ -23,6 +23,7 @@ SETTINGS = {
     "smoke": {"image_size": 32, "reference_epochs": 1, "epochs": 1, "ham_epochs": 1, "lr": 2e-3},
     "cpu": {"image_size": 64, "reference_epochs": 3, "epochs": 5, "ham_epochs": 6, "lr": 2e-3},
     "gpu": {"image_size": 224, "reference_epochs": 10, "epochs": 12, "ham_epochs": 15, "lr": 2e-3},
+    "full": {"image_size": 224, "reference_epochs": 10, "epochs": 12, "ham_epochs": 15, "lr": 2e-3},
 }
 
 

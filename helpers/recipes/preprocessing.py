@@ -19,6 +19,7 @@ SETTINGS = {
     "smoke": {"model": "improved_cnn", "image_size": 32, "epochs": 2, "batch_size": 32, "lr": 2e-3, "augment": False},
     "cpu": {"model": "improved_cnn", "image_size": 64, "epochs": 12, "batch_size": 64, "lr": 2e-3, "augment": False},
     "gpu": {"model": "improved_cnn", "image_size": 128, "epochs": 30, "batch_size": 128, "lr": 2e-3, "augment": False},
+    "full": {"model": "improved_cnn", "image_size": 128, "epochs": 30, "batch_size": 128, "lr": 2e-3, "augment": False},
 }
 
 

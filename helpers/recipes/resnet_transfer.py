@@ -31,6 +31,9 @@ SETTINGS = {
     "gpu": {"depth": 18, "image_size": 128, "epochs": 30, "probe_image_size": 224, "pretrained_image_size": 128,
             "finetune_epochs": 20, "dermamnist_sizes": [28, 64, 128], "dermamnist_best_sizes": [28, 64, 128],
             "dermamnist_epochs": 30},
+    "full": {"depth": 18, "image_size": 128, "epochs": 30, "probe_image_size": 224, "pretrained_image_size": 128,
+            "finetune_epochs": 20, "dermamnist_sizes": [28, 64, 128], "dermamnist_best_sizes": [28, 64, 128],
+            "dermamnist_epochs": 30},
 }
 
 
