@@ -28,7 +28,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "evaluation": ("metrics", "decision", "subgroups", "evaluation", "gradcam", "screening", "published", "predict",
                    "evaluate", "leakage"),
     "studies": ("config", "recipes", "recipes.arms", "recipes.preprocessing", "recipes.custom_cnn",
-                "recipes.resnet_transfer", "recipes.efficientnet_binary", "recipes.scaling_study", "eda", "powerlaw", "scaling", "plots", "tables"),
+                "recipes.resnet_transfer", "recipes.efficientnet_binary", "recipes.scaling_study", "eda", "powerlaw", "scaling", "plots", "tables",
+                "cost.devices"),
     "reports": ("results", "site", "reports", "colab", "finish"),
     # helpers/__init__.py: the curated notebook API, loading any layer's names on first use
     # command lines that assemble a whole run from the layers below
