@@ -17,11 +17,11 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 # Lowest first. Names are relative to helpers: "" is helpers/__init__.py, "data" helpers/data/__init__.py.
 LAYERS: dict[str, tuple[str, ...]] = {
     # used by every layer: exceptions, atomic files, parameter checks, command-line conventions, mixed precision
-    "core": ("errors", "io", "validate", "cli", "precision"),
+    "core": ("errors", "io", "validate", "cli", "precision", "machine"),
     "data": ("data", "data.__main__", "data.labels", "data.images", "data.ham10000", "data.folder", "data.source",
              "data.splits", "data.melanoma", "data.synthetic", "data.duplicates", "data.download", "data.tensors",
              "data.dataset"),
-    "models": ("models", "models.cnn", "models.weights", "models.registry", "models.classifier"),
+    "models": ("models", "models.cnn", "models.weights", "models.registry", "models.classifier", "models.profile"),
     # a model applied to images: fit validates with it every epoch, so it sits below training
     "inference": ("inference",),
     "training": ("augment", "training", "probe"),
@@ -29,11 +29,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
                    "evaluate", "leakage"),
     "studies": ("config", "recipes", "recipes.arms", "recipes.preprocessing", "recipes.custom_cnn",
                 "recipes.resnet_transfer", "recipes.efficientnet_binary", "recipes.scaling_study", "eda", "powerlaw", "scaling", "plots", "tables",
-                "cost.devices"),
+                "cost", "cost.devices", "cost.plan", "cost.calibration", "cost.estimate", "cost.series"),
     "reports": ("results", "site", "reports", "colab", "finish"),
     # helpers/__init__.py: the curated notebook API, loading any layer's names on first use
     # command lines that assemble a whole run from the layers below
-    "commands": ("train", "train_recipe"),
+    "commands": ("train", "train_recipe", "budget"),
     "api": ("",),
 }
 LAYER_NAMES = list(LAYERS)

@@ -171,3 +171,32 @@ def test_the_docs_table_is_current() -> None:
     text = (ROOT / "docs" / "estimates.md").read_text(encoding="utf-8")
     table = text.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()
     assert table == estimates_table(), "regenerate it: python -m helpers.budget --write-docs"
+
+
+def test_estimates_from_the_series_calibration_are_within_25_percent_of_the_committed_cpu_reports() -> None:
+    """Each notebook that trains, in the committed cpu reports: the cost model's estimate from the calibration that
+    series recorded (reports/calibration.json), for the data it ran on, against the measured wall time."""
+    from helpers.cost.estimate import estimate_notebook
+    from helpers.cost.series import SERIES_CALIBRATION
+
+    reports = ROOT / "reports"
+    path = reports / SERIES_CALIBRATION
+    if not path.is_file():
+        pytest.skip("the committed cpu reports predate the cost model: the next series run records its calibration")
+    runs = json.loads((reports / "runs.json").read_text(encoding="utf-8"))
+    calibration = read_calibration(path)
+    target = Target("series machine", calibration=calibration)
+    checked = []
+    for notebook in SERIES[1:]:
+        metrics = json.loads((reports / "metrics" / f"{notebook}.json").read_text(encoding="utf-8"))
+        assert metrics["preset"] == "cpu" and metrics["data_source"] == "ham10000", notebook
+        recorded = metrics["config"]["recipe"]["settings"]
+        recipe = resolve_recipe(notebook, "cpu")
+        assert recipe.settings == recorded, f"{notebook}: the reports were made with other settings; rerun them"
+        pretrained = {"efficientnet_lite0"} | {m for m, state in metrics.get("pretrained_weights", {}).items()
+                                                if state == "available"}
+        plan = plan_notebook(recipe, notebook, "cpu", DataSizes(), lambda model: model in pretrained)
+        estimate = estimate_notebook(plan, target).point_minutes * 60
+        measured = runs[notebook]["wall_time_s"]
+        checked.append((notebook, round(estimate), measured))
+        assert 0.75 * measured <= estimate <= 1.25 * measured, checked

@@ -1,4 +1,4 @@
-"""The gpu preset's code path on any machine: every model it trains takes a step at its gpu input size,
+"""The gpu and full presets' code paths on any machine: every model they train takes a step at its input size,
 and a check run caps data and epochs without touching the models, sizes, batches or schedules."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from helpers.scaling import build_grid
 from helpers.training import TrainConfig, fit
 
 CLASSES = ["a", "b", "c"]
+GPU_PRESETS = ("gpu", "full")
+GPU_MODELS = sorted(set(preset_models("gpu")) | set(preset_models("full")))
 
 
 def tiny_data(size: int, n: int, seed: int) -> ImageData:
@@ -26,7 +28,7 @@ def tiny_data(size: int, n: int, seed: int) -> ImageData:
     return ImageData.from_numpy(images, np.arange(n) % len(CLASSES))
 
 
-@pytest.mark.parametrize(("name", "size"), preset_models("gpu"), ids=[f"{m}@{s}" for m, s in preset_models("gpu")])
+@pytest.mark.parametrize(("name", "size"), GPU_MODELS, ids=[f"{m}@{s}" for m, s in GPU_MODELS])
 def test_every_gpu_preset_model_trains_one_step_and_evaluates_one_batch(name: str, size: int) -> None:
     torch.manual_seed(0)
     model = build_classifier(name, CLASSES, size)
@@ -41,23 +43,26 @@ def test_every_gpu_preset_model_trains_one_step_and_evaluates_one_batch(name: st
     assert scores["probs"].shape == (2, len(CLASSES)) and np.isfinite(scores["probs"]).all()
 
 
-def test_gpu_preset_models_cover_every_notebook() -> None:
-    names = {name for name, _ in preset_models("gpu")}
-    grid = RECIPES["06_scaling_study"]["gpu"]
+@pytest.mark.parametrize("preset", GPU_PRESETS)
+def test_gpu_preset_models_cover_every_notebook(preset: str) -> None:
+    names = {name for name, _ in preset_models(preset)}
+    grid = RECIPES["06_scaling_study"][preset]
     assert set(grid["models"]) | set(grid["pretrained_models"]) <= names
     assert {"reference_cnn", "improved_cnn", "resnet18", "efficientnet_b0", "efficientnet_lite0"} <= names
-    assert ("vit_b_16", 224) in preset_models("gpu") and ("resnet18", 128) in preset_models("gpu")
+    assert ("resnet18", 128) in preset_models(preset)
+    assert (("vit_b_16", 224) in preset_models(preset)) == (preset == "full")
 
 
+@pytest.mark.parametrize("preset", GPU_PRESETS)
 def test_check_mode_caps_data_and_epochs_but_keeps_models_sizes_and_batches(monkeypatch: pytest.MonkeyPatch,
-                                                                            synthetic_dir) -> None:
+                                                                            synthetic_dir, preset: str) -> None:
     monkeypatch.setenv(CHECK_ENV, "1")
     monkeypatch.delenv("SKIN_LESION_PRESET", raising=False)
-    config = resolve_config("gpu", data_dir=synthetic_dir)
-    assert config.preset == "gpu" and config.max_images == CHECK_MAX_IMAGES
+    config = resolve_config(preset, data_dir=synthetic_dir)
+    assert config.preset == preset and config.max_images == CHECK_MAX_IMAGES
     assert "CHECK RUN" in banner(config)
     for notebook, presets in RECIPES.items():
-        full, checked = presets["gpu"], recipe(notebook, "gpu")
+        full, checked = presets[preset], recipe(notebook, preset)
         for key, value in full.items():
             if key.endswith("epochs"):
                 assert checked[key] == min(value, CHECK_EPOCHS), (notebook, key)
@@ -66,12 +71,14 @@ def test_check_mode_caps_data_and_epochs_but_keeps_models_sizes_and_batches(monk
                 assert checked[key] == value, (notebook, key)
 
 
-def test_check_mode_runs_each_distinct_grid_configuration_once(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("preset", "runs"), [("gpu", 45), ("full", 172)])
+def test_check_mode_runs_each_distinct_grid_configuration_once(monkeypatch: pytest.MonkeyPatch, preset: str,
+                                                               runs: int) -> None:
     monkeypatch.setenv(CHECK_ENV, "1")
-    full = build_grid(RECIPES["06_scaling_study"]["gpu"], can_pretrain=lambda model: True)
-    checked = build_grid(recipe("06_scaling_study", "gpu"), can_pretrain=lambda model: True)
+    full = build_grid(RECIPES["06_scaling_study"][preset], can_pretrain=lambda model: True)
+    checked = build_grid(recipe("06_scaling_study", preset), can_pretrain=lambda model: True)
     distinct = {(r.model, r.image_size, r.pretrained) for r in full}
-    assert len(full) == 172 and len(checked) == len(distinct)
+    assert len(full) == runs and len(checked) == len(distinct)
     assert {(r.model, r.image_size, r.pretrained) for r in checked} == distinct
 
 

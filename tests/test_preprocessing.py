@@ -79,7 +79,7 @@ def test_grouped_accuracy_marks_missing_bars_and_labels_n() -> None:
 
 
 def test_preprocessing_recipe_trains_one_model_in_every_preset() -> None:
-    for preset in ("smoke", "cpu", "gpu"):
+    for preset in ("smoke", "cpu", "gpu", "full"):
         settings = recipe("02_preprocessing", preset)
         assert set(settings) == {"model", "image_size", "epochs", "batch_size", "lr", "augment"}
     assert recipe("02_preprocessing", "smoke")["image_size"] == 32

@@ -13,7 +13,7 @@ from helpers.recipes import (CHECK_ENV, CHECK_EPOCHS, NOTEBOOKS, RECIPES, RENAME
 from helpers.recipes.scaling_study import FIXED_RECIPE
 from helpers.training import TrainConfig
 
-PRESETS = ("smoke", "cpu", "gpu")
+PRESETS = ("smoke", "cpu", "gpu", "full")
 EXPECTED_FIXED_DIGEST = "a26b753a7c67"  # FIXED_RECIPE as it was in helpers.scaling before it moved here
 
 
