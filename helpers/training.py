@@ -14,7 +14,6 @@ into micro-batches with gradient accumulation (the same effective batch, optimiz
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
@@ -511,6 +510,108 @@ def _train_epoch(model: nn.Module, data: ImageData, run: _Steps, size: tuple[int
         seen += len(y)
         run.bar.update(1)
     return float(total_loss) / max(seen, 1), int(correct), seen
+
+
+def plan_memory(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig, amp: str,
+                memory_budget: int | None, world: int = 1) -> tuple[int | None, bool, str | None]:
+    """(micro-batch or None, caches moved to host, the line saying so) for a training within memory_budget bytes.
+
+    None as budget: on CUDA the free memory plus what the model and the caches already hold there; elsewhere no
+    limit (nothing is done). Caches on a CUDA device move first (into pinned host memory); then batches split.
+    """
+    device = train.device
+    on_device = [data for data in (train, val) if data.images.device.type == "cuda"]
+    cache = sum(data.images.numel() for data in on_device)
+    if memory_budget is None:
+        if device.type != "cuda":
+            return None, False, None
+        free, _ = torch.cuda.mem_get_info(device)
+        held = sum(p.numel() * p.element_size() for p in model.parameters() if p.device.type == "cuda")
+        memory_budget = free + held + cache
+    side = int(train.images.shape[1])
+    profile = profile_model(model, side)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / max(profile.parameters, 1)
+    batch = max(1, config.batch_size // world)
+
+    def need(images: int, cached: int) -> MemoryEstimate:
+        return training_memory(profile, images, amp, config.optimizer, cached, trainable)
+
+    estimate = need(batch, cache)
+    if estimate.total <= memory_budget:
+        return None, False, None
+    said = f"memory: training needs an estimated {estimate.gib:.1f} GiB of {memory_budget / 2**30:.1f} GiB on {device}"
+    if cache:
+        for data in on_device:
+            images = data.images.cpu()
+            data.images = images.pin_memory() if torch.cuda.is_available() else images
+        if need(batch, 0).total <= memory_budget:
+            return None, True, f"{said}: image caches kept in host memory"
+    micro = largest_batch(profile, memory_budget, batch, amp, config.optimizer, 0, trainable)
+    if micro < 1:
+        raise RuntimeError(f"{said}: not even one image per step fits; use a smaller model or input size")
+    where = "image caches kept in host memory; " if cache else ""
+    return micro, bool(cache), (f"{said}: {where}batch {batch} as {math.ceil(batch / micro)} micro-batches of at most "
+                                f"{micro} (same effective batch and schedule)")
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, run: _Steps) -> torch.Tensor:
+    config = run.config
+    if targets is None:
+        return F.cross_entropy(logits.float(), y, weight=run.weight, label_smoothing=config.label_smoothing)
+    return soft_cross_entropy(logits.float(), targets, run.weight, config.label_smoothing)
+
+
+def _loss_weight(y: torch.Tensor, targets: torch.Tensor | None, run: _Steps) -> torch.Tensor:
+    """What a batch's mean loss divides by: its images, or their class weights (soft targets: weighted targets)."""
+    if run.weight is None:
+        return torch.tensor(float(len(y)), device=y.device)
+    return (targets * run.weight).sum() if targets is not None else run.weight[y].sum()
+
+
+def _backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None,
+              run: _Steps) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of one batch's loss (zeroed first), whole or as micro-batches; (its loss, correct predictions)."""
+    run.optimizer.zero_grad(set_to_none=True)
+    size = run.micro or len(y)
+    if size >= len(y):
+        with autocast(run.amp, x.device):
+            logits = model(x)
+        loss = _loss(logits, y, targets, run)
+        run.scaler.scale(loss).backward()  # the scaler is a pass-through unless amp is fp16
+        return loss.detach(), (logits.argmax(1) == y).sum()  # against each image's own label, mixed or not
+    # the batch loss is a weighted mean: each micro-batch's mean counts by its share of the batch's weight
+    whole = _loss_weight(y, targets, run)
+    loss, hits = torch.zeros((), device=x.device), torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(y), size):
+        part = slice(start, start + size)
+        soft = None if targets is None else targets[part]
+        with autocast(run.amp, x.device):
+            logits = model(x[part])
+        share = _loss(logits, y[part], soft, run) * (_loss_weight(y[part], soft, run) / whole)
+        run.scaler.scale(share).backward()
+        loss += share.detach()
+        hits += (logits.argmax(1) == y[part]).sum()
+    return loss, hits
+
+
+def _backward_fitting(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None,
+                      run: _Steps) -> tuple[torch.Tensor, torch.Tensor]:
+    """_backward, halving the micro-batch and redoing the batch whenever the device runs out of memory."""
+    while True:
+        try:
+            return _backward(model, x, y, targets, run)
+        except OUT_OF_MEMORY:
+            run.optimizer.zero_grad(set_to_none=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            current = run.micro or len(y)
+            if current <= 1:
+                raise RuntimeError("out of memory with one image per micro-batch: use a smaller model or input "
+                                   "size") from None
+            run.micro = current // 2
+            if run.rank == 0:
+                print(f"memory: out of memory with micro-batches of {current}: this batch again as micro-batches of "
+                      f"{run.micro} (same effective batch and schedule)")
 
 
 def _step_schedule(schedule: Any, scaler: torch.amp.GradScaler) -> None:

@@ -200,3 +200,12 @@ def test_estimates_from_the_series_calibration_are_within_25_percent_of_the_comm
         measured = runs[notebook]["wall_time_s"]
         checked.append((notebook, round(estimate), measured))
         assert 0.75 * measured <= estimate <= 1.25 * measured, checked
+
+
+def test_the_index_shows_a_runs_estimate_beside_its_measured_time(tmp_path: Path) -> None:
+    from helpers.site import _facts
+
+    run = {"status": "ok", "wall_time_s": 600.0, "estimate_minutes": [8.5, 11.5], "parameters": {"preset": "cpu"}}
+    facts = _facts(tmp_path, "03_custom_cnn", "ok", run, {})
+    assert "wall time <b>10.0 min</b>" in facts and "estimated <b>8.5–11.5 min</b>" in facts
+    assert "estimated" not in _facts(tmp_path, "03_custom_cnn", "ok", {"status": "ok", "wall_time_s": 60.0}, {})
