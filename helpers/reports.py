@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import CHECK_ENV, CHECK_MAX_IMAGES
+from .config import CHECK_ENV, CHECK_MAX_IMAGES, resolve_preset
 from .cost.series import CALIBRATION_ENV
 from .data.source import MODELS_ENV, display_path, project_root, resolve_data_source
 from .io import atomic_open, write_json
+from .recipes import sizing_for
 from .results import read_goals, validate_metrics, write_readme_results
 from .site import RUNS_FILE, as_document, build_site, load_runs, notebook_images_to_jpeg, offline
 from .site import series_time  # noqa: F401 - part of this module's interface since before helpers.site
@@ -201,7 +202,9 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
               "configuration of the scaling grid")
     print(f"data: {source.kind} in {display_path(source.root)} ({source.origin}); reports go to {display_path(out_dir)}")
     if source.synthetic and not check:
-        print("SYNTHETIC DEMO DATA: these reports go to reports/demo/ and never replace real-data reports.")
+        print("SYNTHETIC DEMO DATA: these reports go to reports/demo/ and never replace real-data reports."
+              + (" Every notebook is sized to show that its cells work, in minutes (helpers.recipes.DEMO): its numbers "
+                 "mean nothing." if sizing_for(resolve_preset(preset or "auto"), source.kind) else ""))
     parameters = {"preset": preset} if preset else {}
     estimates = record_calibration(out_dir, preset, [nb.stem for nb in notebooks]) if not source.synthetic and not check else {}
     failures = 0

@@ -36,8 +36,8 @@ from .arms import CHECK_EPOCHS, Arm, NotebookRecipes
 CHECK_ENV = "SKIN_LESION_CHECK"  # set by `python -m helpers.reports --check`
 CHECK_MAX_IMAGES = 64  # a check run's max_images: subsample_lesions keeps whole lesions and >= 15 images per class
 CHECK_GRID_FRACTIONS = 1  # a check run's scaling grid: the whole training split only
-DEMO_EPOCHS = 2  # the synthetic demo's cap on every epoch count (restoring the best epoch needs two to choose from)
-DEMO_MAX_IMAGES = 700  # the synthetic demo's max_images: the whole built-in set (helpers.data.source.SYNTHETIC_IMAGES)
+DEMO_EPOCHS = 1  # the synthetic demo's cap on every epoch count (the smoke preset's: one epoch runs every cell)
+DEMO_MAX_IMAGES = 350  # the synthetic demo's max_images: half the built-in set (700), whole lesions, >= 15 per class
 DEMO_GRID_FRACTIONS = 3  # the demo's scaling grid: the 3 largest fractions, the fewest a power law can be fitted to
 GRID_N_BOOT = 100  # bootstrap resamples per grid run in both sizings (1,000 in the presets)
 NOTEBOOKS: dict[str, NotebookRecipes] = {module.NOTEBOOK: module.RECIPES for module in
@@ -167,7 +167,7 @@ def resolve_recipe(notebook: str, preset: str, seed: int = 0, check: bool | None
     """notebook's Recipe under preset: overrides applied to the settings, then the arms built from them with seed.
 
     The run's sizing (sizing_for: check, None meaning check_mode(), and data_source, the Config's) caps the
-    settings and every arm's epochs; check=False gives the preset as it is.
+    settings and every arm's epochs; check=False without data_source gives the preset as it is.
     """
     sizing = sizing_for(preset, data_source, check)
     settings = _overridden(notebook, preset, overrides)
