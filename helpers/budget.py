@@ -56,10 +56,10 @@ def _main(argv: list[str]) -> int:
         return _calibrate(args)
     if args.write_docs:
         return _write_docs()
-    from .config import resolve_config, resolve_preset
+    from .config import PRESETS, resolve_config, resolve_preset
     from .cost.series import estimate_series
 
-    preset = resolve_preset(args.preset)
+    preset = args.preset if args.preset in PRESETS else resolve_preset(args.preset)  # a named preset is what is asked
     estimates = estimate_series(preset, args.device, here=resolve_config(preset) if args.here else None)
     if args.json:
         print(json.dumps(budget_json(preset, args.device, estimates), indent=2))
