@@ -71,7 +71,11 @@ class Config:
 
     def estimate(self, rows: Any = None) -> str:
         """The cost model's estimate of this notebook on this machine, per run, with a warning over the budget;
-        rows: for notebook 06, the grid rows still to run (helpers.scaling.pending_rows), None for all of them."""
+        rows: for notebook 06, the grid rows still to run (helpers.scaling.pending_rows), None for all of them.
+        The synthetic demo (helpers.recipes.DEMO) gets one line instead: calibrating would outlast its trainings."""
+        if self.recipe is not None and self.recipe.sizing == "demo":
+            return ("no time estimate for the synthetic demo: it is sized to run in minutes, and calibrating this machine "
+                    "for the estimate would take longer than its trainings (with real data the estimate comes first)")
         from .cost.series import announce
 
         return announce(self, self.budget_minutes, rows)

@@ -72,9 +72,19 @@ def test_the_demo_banner_says_loudly_that_its_numbers_mean_nothing(no_real_data:
     text = banner(setup("03_custom_cnn", "cpu", show=False))
     assert "SYNTHETIC DEMO DATA" in text and "DEMO SIZING of the cpu preset" in text
     assert "sized to show that every cell works" in text and "ITS NUMBERS MEAN NOTHING" in text
-    assert f"At most {DEMO_EPOCHS} epochs per training, at most {DEMO_MAX_IMAGES} images" in text
+    epochs = f"{DEMO_EPOCHS} epoch" + ("s" if DEMO_EPOCHS != 1 else "")
+    assert f"At most {epochs} per training, at most {DEMO_MAX_IMAGES} images" in text
     assert "CHECK RUN" not in text
     assert "DEMO SIZING of the gpu preset" in banner(resolve_config("gpu"))  # a notebook without a recipe too
+
+
+def test_the_demo_prints_no_estimate_instead_of_calibrating_this_machine(no_real_data: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import helpers.cost.series
+
+    monkeypatch.setattr(helpers.cost.series, "announce", lambda *args, **kwargs: pytest.fail("calibrated"))
+    line = setup("04_resnet_transfer", "cpu", show=False).estimate()
+    assert line.startswith("no time estimate for the synthetic demo") and "\n" not in line
 
 
 def test_real_data_trains_the_preset_as_it_is(synthetic_dir: Path) -> None:

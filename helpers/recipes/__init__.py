@@ -37,7 +37,8 @@ CHECK_ENV = "SKIN_LESION_CHECK"  # set by `python -m helpers.reports --check`
 CHECK_MAX_IMAGES = 64  # a check run's max_images: subsample_lesions keeps whole lesions and >= 15 images per class
 CHECK_GRID_FRACTIONS = 1  # a check run's scaling grid: the whole training split only
 DEMO_EPOCHS = 1  # the synthetic demo's cap on every epoch count (the smoke preset's: one epoch runs every cell)
-DEMO_MAX_IMAGES = 350  # the synthetic demo's max_images: half the built-in set (700), whole lesions, >= 15 per class
+DEMO_MAX_IMAGES = 210  # the synthetic demo's max_images (of the built-in 700), the smoke preset's: whole lesions,
+# at least 15 images per class (subsample_lesions), on which every cell is known to run
 DEMO_GRID_FRACTIONS = 3  # the demo's scaling grid: the 3 largest fractions, the fewest a power law can be fitted to
 GRID_N_BOOT = 100  # bootstrap resamples per grid run in both sizings (1,000 in the presets)
 NOTEBOOKS: dict[str, NotebookRecipes] = {module.NOTEBOOK: module.RECIPES for module in
@@ -83,7 +84,8 @@ class Sizing:
                     f"at most {self.epochs} epochs per training; its numbers prove the code path only")
         images = f"at most {self.max_images} images" if self.max_images else "all its images"
         return (f"!! DEMO SIZING of the {preset} preset: this run is sized to show that every cell works, in minutes.\n"
-                f"!! At most {self.epochs} epochs per training, {images}, the scaling grid one run per configuration at\n"
+                f"!! At most {self.epochs} epoch{'s' * (self.epochs != 1)} per training, {images}, the scaling grid one "
+                f"run per configuration at\n"
                 f"!! its {self.grid_fractions} largest sizes. ITS NUMBERS MEAN NOTHING: with real data the {preset} preset "
                 f"trains in full.\n{'!' * 78}")
 
