@@ -209,3 +209,23 @@ def test_the_index_shows_a_runs_estimate_beside_its_measured_time(tmp_path: Path
     facts = _facts(tmp_path, "03_custom_cnn", "ok", run, {})
     assert "wall time <b>10.0 min</b>" in facts and "estimated <b>8.5–11.5 min</b>" in facts
     assert "estimated" not in _facts(tmp_path, "03_custom_cnn", "ok", {"status": "ok", "wall_time_s": 60.0}, {})
+
+
+def test_notebook_06_estimates_only_the_rows_still_to_run(synthetic_dir, tmp_path: Path, capsys) -> None:
+    from helpers import scaling
+    from helpers.config import setup
+    from helpers.io import write_json
+
+    config = setup("06_scaling_study", preset="smoke", data_dir=str(synthetic_dir), show=False)
+    grid = scaling.build_grid(config.settings, can_pretrain=lambda model: False)
+    data = scaling.GridData(config.data_root, config.data_source, max_images=config.max_images, progress=False)
+    assert scaling.pending_rows(grid, data, tmp_path) == grid
+    done = grid[0]
+    identifier = scaling.row_id(done, scaling.data_fingerprint(data(done.image_size), data.name))
+    record = {key: 0 for key in scaling.RECORD_FIELDS} | {"id": identifier, "summary": {
+        "per_class_recall": {}, "ci95": {"balanced_accuracy": [0, 0]}}}
+    write_json(record, tmp_path / f"{identifier}.json")
+    pending = scaling.pending_rows(grid, data, tmp_path)
+    assert pending == grid[1:] and scaling.pending_rows(grid, data, tmp_path, resume=False) == grid
+    text = config.estimate(rows=pending)
+    assert f"for the {len(grid) - 1} grid row(s) still to run" in text
