@@ -64,7 +64,7 @@ def test_a_grid_notebook_banner_lists_its_settings(synthetic_dir: Path) -> None:
     config = setup("06_scaling_study", "smoke", data_dir=str(synthetic_dir), show=False, resume=True)
     text = banner(config)
     assert "resume = True" in text and "models = ['improved_cnn', 'vit_tiny']" in text
-    assert config.recipe.of_preset("gpu").settings["epochs"] == 30
+    assert config.recipe.of_preset("full").settings["epochs"] == 30
 
 
 def test_resolve_config_alone_still_gives_the_preset(synthetic_dir: Path) -> None:

@@ -78,13 +78,14 @@ def test_the_demo_banner_says_loudly_that_its_numbers_mean_nothing(no_real_data:
     assert "DEMO SIZING of the gpu preset" in banner(resolve_config("gpu"))  # a notebook without a recipe too
 
 
-def test_the_demo_prints_no_estimate_instead_of_calibrating_this_machine(no_real_data: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_demo_is_estimated_from_the_committed_cpu_calibration_without_calibrating_this_machine(
+        no_real_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import helpers.cost.series
 
-    monkeypatch.setattr(helpers.cost.series, "announce", lambda *args, **kwargs: pytest.fail("calibrated"))
-    line = setup("04_resnet_transfer", "cpu", show=False).estimate()
-    assert line.startswith("no time estimate for the synthetic demo") and "\n" not in line
+    monkeypatch.setattr(helpers.cost.series, "calibration_here", lambda *args, **kwargs: pytest.fail("calibrated"))
+    text = setup("04_resnet_transfer", "cpu", show=False).estimate()
+    assert text.startswith("estimated time on 2-core CPU") and "stands in for this machine's" in text
+    assert "WARNING" not in text
 
 
 def test_real_data_trains_the_preset_as_it_is(synthetic_dir: Path) -> None:

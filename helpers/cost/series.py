@@ -174,9 +174,11 @@ def sizes_for(notebook: str, data_source: str, data_root: str, max_images: int |
                      synthetic=synthetic)
 
 
-def announce(config: Any, budget_minutes: float = 30.0, rows: Iterable[Any] | None = None) -> str:
+def announce(config: Any, budget_minutes: float = 30.0, rows: Iterable[Any] | None = None,
+             target: Target | None = None) -> str:
     """The lines a notebook prints before it trains: each run's and the notebook's estimated time on this machine and,
-    over budget_minutes, a warning naming the largest preset that fits. rows: notebook 06's grid rows still to run."""
+    over budget_minutes, a warning naming the largest preset that fits. rows: notebook 06's grid rows still to run;
+    target: another machine's calibration instead of this one's (None: this machine, calibrated on first use)."""
     notebook = config.notebook
     sizes = sizes_for(notebook, config.data_source, config.data_root, config.max_images,
                       config.parameters.get("melanoma_dir"))
@@ -187,14 +189,16 @@ def announce(config: Any, budget_minutes: float = 30.0, rows: Iterable[Any] | No
         plan = plan_scaling_study(config.recipe, sizes, pretrained_here(), done=lambda row: row not in pending)
     else:
         plan = notebook_plan(notebook, config.preset, sizes, pretrained_here(), recipe=config.recipe)
-    target = target_for("this", [plan], config.hardware)
+    where = (f"this machine ({config.hardware}, from its calibration)" if target is None
+             else f"{target.name}, whose calibration stands in for this machine's")
+    target = target or target_for("this", [plan], config.hardware)
     estimate = estimate_notebook(plan, target)
     what = f"the {len(plan.runs)} grid row(s) still to run" if rows is not None else "the notebook"
-    lines = [f"estimated time on this machine ({config.hardware}, from its calibration): "
-             f"{_range(estimate.minutes)} min for {what}, peak memory {estimate.peak_gib:.1f} GiB"]
+    lines = [f"estimated time on {where}: {_range(estimate.minutes)} min for {what}, "
+             f"peak memory {estimate.peak_gib:.1f} GiB"]
     lines += [f"  {run.label}: {_range((run.seconds[0] / 60, run.seconds[1] / 60))} min" for run in _grouped(estimate)]
     lines += [f"  ({note})" for note in estimate.notes]
-    if estimate.minutes[1] > budget_minutes and rows is None:
+    if estimate.minutes[1] > budget_minutes and rows is None and target.calibration is not None and where.startswith("this"):
         lines.append(over_budget(notebook, config.preset, estimate, sizes, target, budget_minutes))
     return "\n".join(lines)
 
