@@ -194,9 +194,9 @@ def announce(config: Any, budget_minutes: float = 30.0, rows: Iterable[Any] | No
     target = target or target_for("this", [plan], config.hardware)
     estimate = estimate_notebook(plan, target)
     what = f"the {len(plan.runs)} grid row(s) still to run" if rows is not None else "the notebook"
-    lines = [f"estimated time on {where}: {_range(estimate.minutes)} min for {what}, "
+    lines = [f"estimated time on {where}: {span(estimate.minutes)} for {what}, "
              f"peak memory {estimate.peak_gib:.1f} GiB"]
-    lines += [f"  {run.label}: {_range((run.seconds[0] / 60, run.seconds[1] / 60))} min" for run in _grouped(estimate)]
+    lines += [f"  {run.label}: {span((run.seconds[0] / 60, run.seconds[1] / 60))}" for run in _grouped(estimate)]
     lines += [f"  ({note})" for note in estimate.notes]
     if estimate.minutes[1] > budget_minutes and rows is None and target.calibration is not None and where.startswith("this"):
         lines.append(over_budget(notebook, config.preset, estimate, sizes, target, budget_minutes))
@@ -216,9 +216,12 @@ def _grouped(estimate: NotebookEstimate, at_most: int = 12) -> list:
                         sum(r.flops for r in runs), max(r.peak_bytes for r in runs)) for arm, runs in arms.items()]
 
 
-def _range(minutes: tuple[float, float]) -> str:
+def span(minutes: tuple[float, float]) -> str:
+    """A (low, high) range of minutes for readers: "4.1–4.5 min", "37–50 min", or hours from two hours on."""
     low, high = minutes
-    return f"{low:.1f}–{high:.1f}" if high < 10 else f"{low:.0f}–{high:.0f}"
+    if high >= 120:
+        return f"{low / 60:.1f}–{high / 60:.1f} h" if high < 600 else f"{low / 60:,.0f}–{high / 60:,.0f} h"
+    return f"{low:.1f}–{high:.1f} min" if high < 10 else f"{low:.0f}–{high:.0f} min"
 
 
 def over_budget(notebook: str, preset: str, estimate: NotebookEstimate, sizes: DataSizes, target: Target,
@@ -231,7 +234,7 @@ def over_budget(notebook: str, preset: str, estimate: NotebookEstimate, sizes: D
                                                     else target.calibration.hardware))
         if fitted.minutes[1] <= budget_minutes:
             return (f"WARNING: this notebook would take up to {estimate.minutes[1]:.0f} min here, over the "
-                    f"{budget_minutes:g}-minute budget; preset='{other}' takes {_range(fitted.minutes)} min here "
+                    f"{budget_minutes:g}-minute budget; preset='{other}' takes {span(fitted.minutes)} here "
                     f"(or pass budget_minutes to setup to accept it)")
     return (f"WARNING: this notebook would take up to {estimate.minutes[1]:.0f} min here, over the {budget_minutes:g}-minute "
             f"budget, and no smaller preset fits it: preset='smoke' runs in seconds on tiny data (its numbers mean "
@@ -253,10 +256,10 @@ def estimates_table(presets: Iterable[str] = TABLE_PRESETS, devices: Iterable[st
     for preset in presets:
         columns = [estimate_series(preset, device) for device in devices]
         for notebook in SERIES:
-            cells = [f"{_range(c[notebook].minutes)} min, {c[notebook].peak_gib:.1f} GiB" for c in columns]
+            cells = [f"{span(c[notebook].minutes)}, {c[notebook].peak_gib:.1f} GiB" for c in columns]
             lines.append(f"| `{preset}` | {notebook} | " + " | ".join(cells) + " |")
-        totals = [_range(tuple(sum(e.minutes[i] for e in c.values()) for i in (0, 1))) for c in columns]
-        lines.append(f"| `{preset}` | **series** | " + " | ".join(f"**{t} min**" for t in totals) + " |")
+        totals = [span(tuple(sum(e.minutes[i] for e in c.values()) for i in (0, 1))) for c in columns]
+        lines.append(f"| `{preset}` | **series** | " + " | ".join(f"**{t}**" for t in totals) + " |")
     return "\n".join(lines)
 
 
