@@ -81,7 +81,7 @@ def test_subset_table_counts() -> None:
 
 
 def test_build_grid_seeds_pretrained_arms_and_dropped_cells() -> None:
-    gpu = RECIPES["06_scaling_study"]["gpu"]
+    gpu = RECIPES["06_scaling_study"]["full"]  # the reference study's grid
     full = build_grid(gpu, can_pretrain=lambda m: True)
     only_lite0 = build_grid(gpu, can_pretrain=lambda m: m == "efficientnet_lite0")
     assert len({(r.label, r.fraction, r.seed) for r in full}) == len(full)
