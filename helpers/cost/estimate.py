@@ -160,7 +160,9 @@ def run_peak_bytes(run: Run, target: Target, cache_bytes: int) -> int:
     model = profile(run.model, run.image_size)
     batch = run.batch_size if run.train_images or run.backward_images else run.eval_batch_size
     memory = training_memory(model, batch, target.amp, run.optimizer, cache_bytes=0)
-    if not (run.train_images or run.backward_images):  # forward passes keep no activations, gradients or state
+    if not (run.train_images or run.backward_images):
+        # forward passes keep no gradients, optimiser state or saved activations: a few layers' outputs at a time,
+        # assumed an eighth of what training saves
         memory_total = memory.weights + model.activation_bytes * batch // 8
     else:
         memory_total = memory.total
