@@ -32,6 +32,22 @@ def test_forward_flops_are_within_5_percent_of_torchvisions_published_counts(mod
     assert abs(counted - published) / published < 0.05, (model, counted / 1e9)
 
 
+def test_a_profile_cached_by_another_version_of_the_counter_is_counted_again(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKIN_LESION_MODELS_DIR", str(tmp_path))
+    key = "resnet18@32"
+    stale = {"model": "resnet18", "image_size": 32, "forward_flops": 1, "parameters": 1, "activation_bytes": 1}
+    (tmp_path / "profiles.json").write_text(json.dumps({"version": 1, "profiles": {key: stale}}))
+    profile.cache_clear()
+    try:
+        counted = profile("resnet18", 32)
+    finally:
+        profile.cache_clear()
+    assert counted.forward_flops > 10**7 and counted.activation_bytes > 10**4
+    rewritten = json.loads((tmp_path / "profiles.json").read_text())
+    assert rewritten["version"] != 1 and rewritten["profiles"][key]["forward_flops"] == counted.forward_flops
+
+
 def test_plans_count_what_the_notebooks_run() -> None:
     sizes = DataSizes()
     train, val, test = sizes.ham_split()

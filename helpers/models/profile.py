@@ -13,6 +13,8 @@ from __future__ import annotations
 import bisect
 import copy
 import functools
+import hashlib
+import inspect
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..io import write_json
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
 N_PROBE = 2  # images in the counted forward pass
 PROFILE_CLASSES = 7  # the head `profile` builds: HAM10000's seven diagnoses
 
@@ -98,7 +100,8 @@ def _name(model: nn.Module) -> str:
 def profile(name: str, image_size: int) -> ModelProfile:
     """The profile of registry model `name` at image_size (7 classes), from the disk cache or counted on meta.
 
-    Kept in models_home()/profiles.json; a missing, corrupt or older cache is counted again and rewritten.
+    Kept in models_home()/profiles.json; a missing or corrupt cache, or one counted by another torch or another
+    version of profile_model, is counted again and rewritten.
     """
     from ..data.source import models_home
 
@@ -117,16 +120,23 @@ def profile(name: str, image_size: int) -> ModelProfile:
     counted = profile_model(model, image_size, name)
     cached[key] = asdict(counted)
     try:
-        write_json({"version": PROFILE_VERSION, "profiles": cached}, path)
+        write_json({"version": cache_version(), "profiles": cached}, path)
     except OSError:
         pass  # a read-only models folder: the profile is still counted, only not kept
     return counted
 
 
+@functools.lru_cache(maxsize=1)
+def cache_version() -> str:
+    """What a cached profile must have been counted with: this version, torch's, and profile_model's own source."""
+    source = hashlib.sha256(inspect.getsource(profile_model).encode()).hexdigest()[:12]
+    return f"{PROFILE_VERSION}/torch-{torch.__version__}/{source}"
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
-        profiles = values["profiles"] if values.get("version") == PROFILE_VERSION else {}
+        profiles = values["profiles"] if values.get("version") == cache_version() else {}
         return {k: v for k, v in profiles.items() if isinstance(v, dict)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
