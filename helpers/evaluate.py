@@ -10,9 +10,12 @@ Task 3 ground truth. An optional `lesion_id` column makes the bootstrap resample
 The JSON and the printed table hold accuracy, balanced accuracy, macro AUC, per-class recall and the
 malignant-vs-benign AUC, with bootstrap 95% intervals. The checkpoint's own test-time augmentation, temperature
 and decision rule (its `extra`: "tta", "temperature", "decision" with "tau" and "priors", "threshold") are applied.
-Images without labels, labels without images, unknown dx codes and unreadable files are each reported and counted
-under "excluded"; the rest is scored. Exit status: 0 when every image and label was used, 3 when some were
-excluded, 1 when nothing could be scored (then --out is not written, and an existing one is kept).
+Images are read as helpers.predict reads them (every format Pillow reads, EXIF orientation applied). Images without
+labels, labels without images, unknown dx codes, unreadable files and files that are not images are each reported and
+counted under "excluded"; the rest is scored. Images that are nearly uniform or much smaller than the model's input
+are scored but reported and counted under "flagged". Exit status: 0 when every file and label was used and none was
+flagged, 3 when some were excluded or flagged, 1 when nothing could be scored (then --out is not written, and an
+existing one is kept).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pandas as pd
 import torch
 
 from .cli import EXIT_OK, EXIT_PARTIAL, add_debug_argument, positive_int, run
-from .data.images import load_resized
+from .data.images import read_image
 from .data.labels import BINARY_CLASSES, DX_CLASSES, MALIGNANT_DX
 from .decision import balanced_decision_summary
 from .errors import DataError
@@ -35,7 +38,7 @@ from .inference import predict_logits
 from .io import write_json
 from .metrics import apply_temperature, bootstrap_ci, metrics_summary
 from .models import load_checkpoint
-from .predict import image_files
+from .predict import find_files
 
 ID_COLUMNS = ("image_id", "image", "file", "filename")
 ONE_HOT = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "BKL": "bkl", "DF": "df", "VASC": "vasc"}
@@ -93,21 +96,26 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, labels: str 
     if not binary and not set(model.classes) <= set(DX_CLASSES):
         raise DataError(f"--checkpoint {checkpoint} predicts {', '.join(model.classes)}: neither HAM10000's dx codes "
                         f"nor {'/'.join(BINARY_CLASSES)}, so dx labels cannot score it")
-    files = image_files(images)
+    files, others = find_files(images)
+    others = [p for p in others if p.resolve() != Path(labels).resolve()]
     if not files:
-        raise DataError(f"--images {images} holds no image files")
+        raise DataError(f"--images {images} holds no image files (no format Pillow reads)")
     usable, excluded = match_images(files, read_labels(labels))
+    excluded["not images"] = [str(p.relative_to(images)) if p.is_relative_to(images) else str(p) for p in others]
     if not binary:
         foreign = ~usable["dx"].isin(model.classes)
         excluded["dx the checkpoint does not predict"] = [f"{k} ({dx})" for k, dx in usable.loc[foreign, ["key", "dx"]].to_numpy()]
         usable = usable[~foreign].reset_index(drop=True)
-    arrays, unreadable = [], []
+    arrays, unreadable, flagged = [], [], []
     for row in usable.itertuples():
         try:
-            arrays.append(load_resized(row.path, model.image_size, model.resize_policy))
+            pixels, warnings = read_image(row.path, model.image_size, model.resize_policy)
         except DataError as err:
             unreadable.append(str(err))
             usable = usable.drop(index=row.Index)
+            continue
+        arrays.append(pixels)
+        flagged += warnings
     excluded["unreadable files"] = unreadable
     if usable.empty:
         raise DataError("no image could be scored: " + _excluded_line(excluded))
@@ -123,6 +131,7 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, labels: str 
               "classes": list(model.classes), "n_images": int(len(usable)), "n_lesions": int(len(set(groups))),
               "tta": tta, "temperature": temperature, "threshold": threshold if binary else None,
               "excluded": {kind: {"count": len(names), "examples": names[:SHOWN]} for kind, names in excluded.items()},
+              "flagged": {"count": len(flagged), "examples": flagged[:SHOWN]},
               "metrics": metrics_summary(y_true, probs, model.classes, groups, n_boot=n_boot, seed=seed,
                                          threshold=threshold)}
     result["malignant_vs_benign"] = _malignant_auc(usable["dx"], probs, model.classes, groups, n_boot, seed)
@@ -207,14 +216,17 @@ def _main(argv: list[str]) -> int:
     for kind, found in result["excluded"].items():
         if found["count"]:
             print(f"excluded: {found['count']} {kind}, e.g. {', '.join(found['examples'])}", file=sys.stderr)
+    for warning in result["flagged"]["examples"]:
+        print(f"flagged (scored): {warning.removeprefix('warning: ')}", file=sys.stderr)
     write_json(result, args.out)
     print(result_table(result))
     print(f"wrote {args.out}")
-    return EXIT_PARTIAL if any(found["count"] for found in result["excluded"].values()) else EXIT_OK
+    partial = result["flagged"]["count"] or any(found["count"] for found in result["excluded"].values())
+    return EXIT_PARTIAL if partial else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Score a checkpoint on labelled images: exit 0 when all were used, 3 when some were excluded, 1 when none."""
+    """Score a checkpoint on labelled images: exit 0 when all were used, 3 when some were excluded or flagged, 1 when none."""
     return run(_main, argv)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .data.dataset import SplitData, load_split_data
-from .data.images import load_resized
+from .data.images import read_image
 from .decision import balanced_decision_summary, class_priors, fit_tau
 from .gradcam import classifier_cams
 from .inference import predict, predict_logits
@@ -172,6 +172,7 @@ class ImageExplanation:
     temperature: float
     probabilities: pd.DataFrame  # per class: probability, calibrated probability
     cam: np.ndarray  # Grad-CAM map (size, size) of the predicted class
+    warnings: list[str] = field(default_factory=list)  # why the image is unusable, if it is
 
     @property
     def predicted(self) -> str:
@@ -182,9 +183,9 @@ class ImageExplanation:
 def explain_image(checkpoint: str | Path, path: str | Path, calibration: Any) -> ImageExplanation:
     """Load checkpoint, predict the image at path, calibrate with T fitted on calibration.val, and Grad-CAM it."""
     model, _ = load_checkpoint(checkpoint)
-    image = load_resized(path, model.image_size, model.resize_policy)
+    image, found = read_image(path, model.image_size, model.resize_policy)  # the reader helpers.predict uses
     temperature = fit_temperature(predict_logits(model, calibration.val.images), calibration.val.labels)
     logits = predict_logits(model, torch.from_numpy(np.array(image[None])))  # np.array: a writable copy
     table = pd.DataFrame({"probability": apply_temperature(logits, 1.0)[0],
                           "calibrated probability": apply_temperature(logits, temperature)[0]}, index=model.classes)
-    return ImageExplanation(model, image, temperature, table, classifier_cams(model, image[None])[0])
+    return ImageExplanation(model, image, temperature, table, classifier_cams(model, image[None])[0], found)

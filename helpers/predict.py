@@ -1,9 +1,14 @@
 """Predict image files with a saved checkpoint: python -m helpers.predict --checkpoint F --images DIR_OR_FILE --out preds.csv
 
+Every format Pillow reads is read (JPEG, PNG, BMP, TIFF, WebP, GIF's first frame, ...), upright as its EXIF
+orientation says, 16-bit and float images scaled to 8 bits by their range, transparency composited on white.
 The CSV has one row per image file: its path, a probability per class, the predicted class and an
-`error` column, empty unless the file could not be read (then it says why and the rest of the row is
-empty). Exit status: 0 when every image was predicted, 3 when some were skipped (their rows say why),
-1 when none could be (then --out is not written, and an existing one is kept as it was).
+`error` column: empty; or why the file could not be read (then the rest of the row is empty); or a
+`warning: …` when the image is nearly uniform or much smaller than the model's input (the prediction is
+kept but unreliable). Files that are not images (by suffix) are counted and named in the summary line.
+Exit status: 0 when every file was an image and was predicted without a warning; 3 when some were
+skipped, flagged or not images; 1 when none could be predicted (then --out is not written, and an
+existing one is kept as it was).
 """
 
 from __future__ import annotations
@@ -16,33 +21,43 @@ import numpy as np
 import pandas as pd
 
 from .cli import EXIT_OK, EXIT_PARTIAL, add_debug_argument, run
-from .data.ham10000 import IMAGE_SUFFIXES
-from .data.images import load_resized
+from .data.images import list_images, read_image
 from .errors import DataError
 from .inference import predict
 from .io import atomic_open
 from .models import load_checkpoint
 
 
-def image_files(target: str | Path) -> list[Path]:
-    """The image file itself, or every image file under a folder, sorted."""
+def find_files(target: str | Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files): the file itself, or every file under a folder, sorted."""
     target = Path(target)
     if target.is_file():
-        return [target]
+        return [target], []
     if target.is_dir():
-        return sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return list_images(target)
     raise DataError(f"--images {target} is neither an image file nor a folder")
 
 
+def not_images_line(others: list[Path], folder: str | Path) -> str:
+    """'2 files skipped: not images — notes.txt, scan.pdf' (names relative to folder), or '' when there are none."""
+    if not others:
+        return ""
+    names = [str(p.relative_to(folder)) if p.is_relative_to(folder) else str(p) for p in others]
+    return f"{len(others)} file{'s' if len(others) > 1 else ''} skipped: not images — {', '.join(names)}"
+
+
 def predict_files(checkpoint: str | Path, files: list[Path], tta: bool = False) -> pd.DataFrame:
-    """One row per file, in order: image, p_<class>…, predicted, and error (empty, or why the file was skipped)."""
+    """One row per file, in order: image, p_<class>…, predicted, and error (empty, why it was skipped, or warnings)."""
     model, _ = load_checkpoint(checkpoint)
     arrays, errors = {}, {}
     for i, path in enumerate(files):
         try:
-            arrays[i] = load_resized(path, model.image_size, model.resize_policy)
+            arrays[i], warnings = read_image(path, model.image_size, model.resize_policy)
         except DataError as err:
             errors[i] = str(err)
+            continue
+        if warnings:
+            errors[i] = "; ".join(warnings)
     columns = [f"p_{c}" for c in model.classes]
     probs = np.full((len(files), len(columns)), np.nan)
     read = sorted(arrays)
@@ -64,25 +79,37 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--tta", action="store_true", help="average over flips (test-time augmentation)")
     add_debug_argument(parser)
     args = parser.parse_args(argv)
-    files = image_files(args.images)
+    files, others = find_files(args.images)
     kept = f"{args.out} kept as it was" if args.out.exists() else f"{args.out} not written"
     if not files:
-        raise DataError(f"--images {args.images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); {kept}")
+        found = f" ({not_images_line(others, args.images)})" if others else ""
+        raise DataError(f"--images {args.images} holds no image files (no format Pillow reads){found}; {kept}")
     table = predict_files(args.checkpoint, files, args.tta)
-    skipped = table["error"] != ""
+    flagged = table["error"].str.startswith("warning: ")
+    skipped = (table["error"] != "") & ~flagged
     for problem in table.loc[skipped, "error"]:
         print(f"skipped: {problem}", file=sys.stderr)
+    for problem in table.loc[flagged, "error"]:
+        print(problem, file=sys.stderr)
     if skipped.all():
         raise DataError(f"none of the {len(table)} image file(s) in --images {args.images} could be read; {kept}")
     with atomic_open(args.out, "w", newline="") as handle:
         table.to_csv(handle, index=False, float_format="%.6f")
-    print(f"wrote {len(table)} row(s) to {args.out}: {int((~skipped).sum())} predicted"
-          + (f", {int(skipped.sum())} skipped (see their error column; exit status {EXIT_PARTIAL})" if skipped.any() else ""))
-    return EXIT_PARTIAL if skipped.any() else EXIT_OK
+    partial = bool(skipped.any() or flagged.any() or others)
+    parts = [f"{int((~skipped).sum())} predicted"]
+    if flagged.any():
+        parts.append(f"{int(flagged.sum())} of them flagged unreliable (a warning in their error column)")
+    if skipped.any():
+        parts.append(f"{int(skipped.sum())} skipped (see their error column)")
+    if others:
+        parts.append(not_images_line(others, args.images))
+    print(f"wrote {len(table)} row(s) to {args.out}: {', '.join(parts)}"
+          + (f"; exit status {EXIT_PARTIAL}" if partial else ""))
+    return EXIT_PARTIAL if partial else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write predictions to a CSV: exit 0 when all images were predicted, 3 when some were skipped, 1 when none could be."""
+    """Write predictions to a CSV: exit 0 when all were predicted, 3 when some were skipped or flagged, 1 when none."""
     return run(_main, argv)
 
 

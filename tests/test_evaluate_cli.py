@@ -79,7 +79,7 @@ def test_every_bad_input_is_reported_counted_and_the_rest_scored(external, tmp_p
     result = json.loads(out.read_text())
     excluded = {kind: found["count"] for kind, found in result["excluded"].items()}
     assert excluded == {"images without labels": 1, "labels without images": 1, "unknown dx codes": 1,
-                        "dx the checkpoint does not predict": 0, "unreadable files": 1}
+                        "not images": 0, "dx the checkpoint does not predict": 0, "unreadable files": 1}
     assert result["n_images"] == 40 - 2
     err = capsys.readouterr().err
     assert "ISIC_9999999" in err and "melanoma" in err and "ISIC_broken" in err

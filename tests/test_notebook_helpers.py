@@ -138,6 +138,10 @@ def test_explain_image_reloads_the_checkpoint_and_calibrates_on_validation(tmp_p
     assert list(explained.probabilities.index) == data.classes
     assert explained.probabilities.sum().round(6).tolist() == [1.0, 1.0]
     assert explained.predicted == explained.probabilities["probability"].idxmax()
+    blank = tmp_path / "blank.tif"
+    Image.new("I;16", (40, 30), 30000).save(blank)  # 16-bit and uniform: read by the predict reader, flagged
+    warned = explain_image(checkpoint, blank, calibration=data)
+    assert [w.split(" is ")[1].split(" (")[0] for w in warned.warnings] == ["nearly uniform"]
 
 
 def test_groups_below_names_only_groups_with_enough_lesions_wholly_below() -> None:

@@ -74,7 +74,7 @@ PREDICT = "python -m helpers.predict --checkpoint {ckpt} --images DIR --out pred
 case("predict_unreadable", "`predict`: every image unreadable (an existing --out)", PREDICT.format(ckpt="model.pt"),
      "exit 1", "error: none of the 2 image file(s) in --images {dir}/images could be read; {dir}/preds.csv kept as it was")
 case("predict_empty", "`predict`: an empty folder (an existing --out)", PREDICT.format(ckpt="model.pt"), "exit 1",
-     "error: --images {dir}/images holds no image files (.jpeg, .jpg, .png); {dir}/preds.csv kept as it was")
+     "error: --images {dir}/images holds no image files (no format Pillow reads); {dir}/preds.csv kept as it was")
 case("predict_some", "`predict`: some images unreadable", PREDICT.format(ckpt="model.pt"), "exit 3",
      "skipped: cannot decode image {dir}/images/broken.jpg: cannot identify image file")
 EVALUATE = "python -m helpers.evaluate --checkpoint seven.pt --images DIR --labels labels.csv --out metrics.json"
@@ -85,6 +85,26 @@ case("evaluate_none", "`evaluate`: no label matches an image (an existing --out)
      "error: no image could be scored: 2 images without labels, 1 labels without images; {dir}/metrics.json kept as it was")
 case("evaluate_some", "`evaluate`: an image without a label", EVALUATE, "exit 3",
      "excluded: 1 images without labels, e.g. ")
+OWN = "python -m helpers.predict --checkpoint seven.pt --images DIR/images --out preds.csv"
+case("own_formats", "`predict`: BMP, TIFF (8-bit, 16-bit, float), WebP, GIF, grayscale, 16-bit and RGBA PNG, CMYK and "
+     "EXIF-rotated JPEG files (tests/test_own_images.py)", OWN, "exit 0",
+     "wrote 13 row(s) to {dir}/preds.csv: 13 predicted")
+case("own_tiny", "`predict`: an image under half the model's input side", OWN, "exit 3",
+     "warning: {dir}/images/tiny.png is 10x8 pixels, under 0.5 of the model's 32-pixel input side: the prediction "
+     "is unreliable")
+case("own_blank", "`predict`: a nearly uniform image", OWN, "exit 3",
+     "warning: {dir}/images/blank.png is nearly uniform (pixel standard deviation 0.00 < 2): the prediction is "
+     "unreliable")
+case("own_text_as_jpg", "`predict`: a text file named .jpg", OWN, "exit 3",
+     "skipped: cannot decode image {dir}/images/letter.jpg: cannot identify image file")
+case("own_not_images", "`predict`: a PDF among the images", OWN, "exit 3",
+     "1 file skipped: not images — scan.pdf; exit status 3")
+case("own_evaluate_not_images", "`evaluate`: files that are not images among the images", EVALUATE, "exit 3",
+     "excluded: 2 not images, e.g. notes.txt, scan.pdf")
+case("own_evaluate_flagged", "`evaluate`: a nearly uniform image", EVALUATE, "exit 3",
+     "flagged (scored): {dir}/images/blank.png is nearly uniform (pixel standard deviation 0.00 < 2)")
+case("own_folder_not_images", "a labelled folder with a file that is not an image", "load_image_folder(DIR/folder)",
+     "UserWarning", "{dir}/folder/test/benign: 1 file(s) skipped: not images — notes.txt")
 case("train_recipe_unknown", "`train --recipe` naming an arm no notebook has",
      "python -m helpers.train --recipe 03_custom_cnn:bogus --checkpoint F", "exit 1",
      "error: 03_custom_cnn has no arm 'bogus'; known: reference, reference_no_dropout, improved")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import DataError
-from .ham10000 import IMAGE_SUFFIXES
+from .images import image_suffixes
 from .labels import BINARY_CLASSES
 
 
@@ -20,14 +21,17 @@ def load_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
-    rows = []
+    rows, suffixes = [], image_suffixes()
     for split in splits:
         for label in classes:
             folder = root / split / label
             if not folder.is_dir():
                 layout = f"{{{','.join(splits)}}}/{{{','.join(classes)}}}"
                 raise DataError(f"expected the folder {folder} (layout {root}/{layout}/)")
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            others = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in suffixes)
+            if others:
+                warnings.warn(f"{folder}: {len(others)} file(s) skipped: not images — {', '.join(others)}", stacklevel=2)
             if not files:
                 raise DataError(f"no images in {folder}")
             rows += [(str(p.resolve()), p.relative_to(root).as_posix(), p.stem, split, label) for p in files]

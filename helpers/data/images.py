@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from ..errors import DataError
@@ -32,16 +32,76 @@ RESIZE_POLICIES: tuple[str, ...] = ("center_crop", "squash", "pad")
 CACHE_VERSION = 1
 
 
-def open_rgb(path: str | Path, draft_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode an image file fully and return it as RGB; DataError names the file if it fails."""
+ALPHA_BACKGROUND: tuple[int, int, int] = (255, 255, 255)  # transparent pixels are composited on white
+UNIFORM_STD = 2.0  # an image none of whose 8-bit channels varies more than this (standard deviation) is "nearly uniform"
+TINY_FRACTION = 0.5  # an image with a side under this fraction of the model's input side is "much smaller"
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_DEEP_MODES = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def image_suffixes() -> frozenset[str]:
+    """The file suffixes (lower case, with the dot) of every format Pillow can open."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def list_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
+    """Every file under folder, sorted, split into (image files by suffix, other files)."""
+    suffixes = image_suffixes()
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    return [p for p in files if p.suffix.lower() in suffixes], [p for p in files if p.suffix.lower() not in suffixes]
+
+
+def _decode(path: str | Path, draft_size: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
+    """The image as RGB and its size as stored; DataError names the file if it cannot be decoded."""
     try:
         with Image.open(path) as image:
+            stored = image.size
             if draft_size is not None and image.format == "JPEG":
                 image.draft("RGB", draft_size)
             image.load()
-            return image.convert("RGB")
+            return to_rgb(image), stored
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(f"cannot decode image {path}: {err}") from err
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """A decoded image upright (EXIF orientation applied) as 8-bit RGB: deep images scaled, alpha composited."""
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode == "RGB":
+        return image
+    if image.mode in _DEEP_MODES:
+        return Image.fromarray(deep_to_uint8(np.asarray(image)), "L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def deep_to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """16-bit, 32-bit or float pixels as uint8, scaled by their real range, never clipped.
+
+    Integers are divided by the full scale of the smallest bit depth (8, 10, 12, 14 or 16 bits, else their maximum)
+    that holds their largest value, so a 16-bit copy of an 8-bit image (value * 257) gives the 8-bit values back;
+    floats within [0, 1] are multiplied by 255, other floats stretched from their minimum to their maximum.
+    """
+    values = np.nan_to_num(pixels.astype(np.float64))
+    if np.issubdtype(pixels.dtype, np.floating):
+        low, high = (0.0, 1.0) if values.min() >= 0 and values.max() <= 1 else (values.min(), values.max())
+    else:
+        peak = max(float(values.max()), 0.0)
+        low = min(float(values.min()), 0.0)
+        high = next((2.0 ** bits - 1 for bits in (8, 10, 12, 14, 16) if peak <= 2 ** bits - 1), peak)
+    scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def open_rgb(path: str | Path, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an image file fully and return it upright as 8-bit RGB; DataError names the file if it fails."""
+    return _decode(path, draft_size)[0]
 
 
 def resize_square(image: Image.Image, size: int, policy: str = "center_crop") -> Image.Image:
@@ -71,6 +131,26 @@ def load_resized(path: str | Path, size: int, policy: str = "center_crop") -> np
     """Decode one image file and return it resized as a (size, size, 3) uint8 array."""
     image = open_rgb(path, draft_size=(size, size))
     return np.asarray(resize_square(image, size, policy), dtype=np.uint8)
+
+
+def read_image(path: str | Path, size: int, policy: str = "center_crop") -> tuple[np.ndarray, list[str]]:
+    """A user's image as load_resized gives it, with warnings (each naming the file) when it is unusable."""
+    image, stored = _decode(path, (size, size))
+    pixels = np.asarray(resize_square(image, size, policy), dtype=np.uint8)
+    return pixels, image_warnings(path, pixels, stored, size)
+
+
+def image_warnings(path: str | Path, pixels: np.ndarray, stored: tuple[int, int], size: int) -> list[str]:
+    """Why an image is unusable for a size-pixel model: much smaller than its input, or nearly uniform."""
+    found = []
+    if min(stored) < TINY_FRACTION * size:
+        found.append(f"warning: {path} is {stored[0]}x{stored[1]} pixels, under {TINY_FRACTION:g} of the model's "
+                     f"{size}-pixel input side: the prediction is unreliable")
+    spread = float(pixels.reshape(-1, pixels.shape[-1]).std(axis=0).max())  # per channel: one colour is uniform too
+    if spread < UNIFORM_STD:
+        found.append(f"warning: {path} is nearly uniform (pixel standard deviation {spread:.2f} < {UNIFORM_STD:g}): "
+                     "the prediction is unreliable")
+    return found
 
 
 def load_resized_mask(path: str | Path, size: int, policy: str = "center_crop") -> np.ndarray:
