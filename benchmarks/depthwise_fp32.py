@@ -1,5 +1,5 @@
 """Training and inference throughput of depthwise-convolution networks under CPU bf16 autocast, with and without
-their depthwise layers in fp32 (helpers.precision.depthwise_in_fp32), against plain fp32, in one process.
+their depthwise layers in fp32 (helpers.core.precision.depthwise_in_fp32), against plain fp32, in one process.
 
 Random inputs and labels (throughput does not depend on the pixels), channels_last, AdamW, after warm-up steps.
 The last line printed is a JSON object with the figures; --out also writes it to a file.
@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from helpers.config import hardware_description
-from helpers.io import write_json
+from helpers.course.config import hardware_description
+from helpers.core.io import write_json
 from helpers.models import build_classifier
-from helpers.precision import depthwise_in_fp32
+from helpers.core.precision import depthwise_in_fp32
 
 MODES = {"bf16": ("bf16", False), "bf16, depthwise fp32": ("bf16", True), "fp32": ("off", False)}
 

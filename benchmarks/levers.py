@@ -36,19 +36,19 @@ from typing import Any
 import pandas as pd
 import torch
 
-from helpers import cli
-from helpers.config import hardware_description
+from helpers.core import cli
+from helpers.course.config import hardware_description
 from helpers.data.dataset import SplitData, load_split_data
 from helpers.data.source import data_home, models_home, resolve_data_source
 from helpers.data.synthetic import make_synthetic
 from helpers.data.tensors import default_device
-from helpers.evaluation import evaluate_split
-from helpers.io import write_json
-from helpers.probe import linear_probe
-from helpers.recipes import find_arm
-from helpers.recipes.arms import Arm
-from helpers.train_recipe import BINARY_NOTEBOOKS, FOLDER_ARMS
-from helpers.training import TrainConfig, fit, steps_per_epoch
+from helpers.evaluation.splits import evaluate_split
+from helpers.core.io import write_json
+from helpers.training.probe import linear_probe
+from helpers.course.recipes import find_arm
+from helpers.course.recipes.arms import Arm
+from helpers.course.train_recipe import BINARY_NOTEBOOKS, FOLDER_ARMS
+from helpers.training.loop import TrainConfig, fit, steps_per_epoch
 
 LEVERS = ("ema", "progressive", "warmup", "layer_decay", "mixup", "cutmix", "probe")
 DEFAULTS = {"ema": "epoch", "progressive": "auto", "warmup": "1", "layer_decay": "0.8", "mixup": "0.2",

@@ -24,13 +24,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from helpers.config import hardware_description
+from helpers.course.config import hardware_description
 from helpers.data import DX_CLASSES, load_ham10000
 from helpers.data.images import cached_images
 from helpers.data.tensors import ImageData
 from helpers.models import build_classifier
-from helpers.precision import resolve_amp
-from helpers.training import TrainConfig, fit
+from helpers.core.precision import resolve_amp
+from helpers.training.loop import TrainConfig, fit
 
 
 class SeedStyleDataset(Dataset):

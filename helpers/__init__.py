@@ -30,11 +30,11 @@ from typing import Any
 
 # name -> the module (relative to helpers) it comes from; a module listed under its own name is the module itself
 _SOURCES: dict[str, str] = {
-    "setup": "config", "Config": "config",
+    "setup": "course.config", "Config": "course.config",
     "load_ham10000": "data", "subsample_lesions": "data", "load_or_make_split": "data", "split_table": "data",
     "image_level_split": "data", "leaked_lesions": "data", "DX_CLASSES": "data", "DX_NAMES": "data",
     "MALIGNANT_DX": "data", "find_dermamnist_csv": "data", "models_home": "data", "data_home": "data",
-    "leak_table": "leakage", "accuracy_by_lesion": "leakage", "linked_in_split": "leakage",
+    "leak_table": "evaluation.leakage", "accuracy_by_lesion": "evaluation.leakage", "linked_in_split": "evaluation.leakage",
     "load_split_data": "data.dataset", "load_folder_split_data": "data.dataset", "lesion_index": "data.dataset",
     "load_melanoma10k": "data.dataset", "time_cache": "data.dataset", "duplicate_report": "data.duplicates",
     "cached_images": "data.images", "cache_path": "data.images", "load_resized": "data.images",
@@ -43,24 +43,24 @@ _SOURCES: dict[str, str] = {
     "duplicates": "data.duplicates",
     "ensure_weights": "models", "WeightsUnavailableError": "models", "normalization": "models",
     "count_parameters": "models", "gradcam_layer": "models", "load_checkpoint": "models",
-    "fit": "training", "AugmentConfig": "augment", "preview": "augment",
-    "predict_probs": "inference", "predict_logits": "inference",
-    "evaluate_split": "evaluation", "evaluation_of": "evaluation", "comparison_table": "evaluation",
-    "recall_table": "evaluation", "majority_baseline": "evaluation", "temperature_scaled": "evaluation",
-    "pick_cases": "evaluation", "calibrate": "evaluation", "train_on_splits": "evaluation",
-    "subgroup_table": "subgroups", "groups_below": "subgroups", "explain_image": "evaluation",
-    "dermamnist_runs": "published",
-    "classification_report_table": "metrics", "expected_calibration_error": "metrics", "metrics_summary": "metrics",
-    "classification_metrics": "metrics", "threshold_for_sensitivity": "metrics",
-    "classifier_cams": "gradcam", "cam_mass_inside": "gradcam", "per_thousand_lesions": "screening",
-    "dermamnist_comparison": "published",
-    "metrics": "metrics", "gradcam": "gradcam", "eda": "eda", "scaling": "scaling", "powerlaw": "powerlaw",
-    "plots": "plots", "history_table": "tables", "value_table": "tables", "full_text": "tables",
-    "fmt_ci": "results", "test_set_name": "results",
-    "finish": "finish",
+    "fit": "training.loop", "AugmentConfig": "training.augment", "preview": "training.augment",
+    "predict_probs": "training.inference", "predict_logits": "training.inference",
+    "evaluate_split": "evaluation.splits", "evaluation_of": "evaluation.splits", "comparison_table": "evaluation.splits",
+    "recall_table": "evaluation.splits", "majority_baseline": "evaluation.splits", "temperature_scaled": "evaluation.splits",
+    "pick_cases": "evaluation.splits", "calibrate": "evaluation.splits", "train_on_splits": "course.recipes.preprocessing",
+    "subgroup_table": "evaluation.subgroups", "groups_below": "evaluation.subgroups", "explain_image": "evaluation.splits",
+    "dermamnist_runs": "course.recipes.resnet_transfer",
+    "classification_report_table": "evaluation.metrics", "expected_calibration_error": "evaluation.metrics", "metrics_summary": "evaluation.metrics",
+    "classification_metrics": "evaluation.metrics", "threshold_for_sensitivity": "evaluation.metrics",
+    "classifier_cams": "evaluation.gradcam", "cam_mass_inside": "evaluation.gradcam", "per_thousand_lesions": "evaluation.screening",
+    "dermamnist_comparison": "evaluation.published",
+    "metrics": "evaluation.metrics", "gradcam": "evaluation.gradcam", "eda": "course.eda", "scaling": "course.scaling", "powerlaw": "course.powerlaw",
+    "plots": "course.plots", "history_table": "course.tables", "value_table": "course.tables", "full_text": "course.tables",
+    "fmt_ci": "reporting.results", "test_set_name": "reporting.results",
+    "finish": "reporting.finish",
 }
-_MODULES = {"duplicates": "data.duplicates", "metrics": "metrics", "gradcam": "gradcam", "eda": "eda",
-            "scaling": "scaling", "powerlaw": "powerlaw", "plots": "plots"}
+_MODULES = {"duplicates": "data.duplicates", "metrics": "evaluation.metrics", "gradcam": "evaluation.gradcam", "eda": "course.eda",
+            "scaling": "course.scaling", "powerlaw": "course.powerlaw", "plots": "course.plots"}
 
 # Curated names that differ from the library's: `helpers.predict` is the command-line module, and importing it
 # rebinds that attribute of the package, so inference.predict is offered as predict_probs.

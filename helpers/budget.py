@@ -5,7 +5,7 @@
     python -m helpers.budget --calibrate [--out FILE]            # measure this machine (CPU or GPU) for the cost model
 
 Devices: this (the machine at hand), cpu (the course's 2-core CPU, from its committed calibration) and the GPU
-classes t4, l4, a100, h100 (public training throughputs, helpers/cost/devices.py). Estimates count the real data
+classes t4, l4, a100, h100 (public training throughputs, helpers/course/cost/devices.py). Estimates count the real data
 sets' sizes (HAM10000 10,015 images, DermaMNIST, melanoma10k), or the data at hand with --device this and
 --here. On a GPU, --calibrate measures the gpu and full presets' models at their sizes and batches
 (img/s and torch.cuda.max_memory_allocated) into models/calibration/gpu-<class>.json, which the cost model then
@@ -23,14 +23,14 @@ from typing import Any
 
 def main(argv: list[str] | None = None) -> int:
     """Print the estimates, or calibrate this machine."""
-    from .cli import run
+    from .core.cli import run
 
     return run(_main, argv)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .cli import add_debug_argument
-    from .cost.series import DEVICES
+    from .core.cli import add_debug_argument
+    from .course.cost.series import DEVICES
 
     parser = argparse.ArgumentParser(prog="python -m helpers.budget", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--here", action="store_true", help="count the data configured here, not the real sets' sizes")
     parser.add_argument("--calibrate", action="store_true", help="measure this machine for the cost model")
     parser.add_argument("--reference", action="store_true",
-                        help="with --calibrate on the course's 2-core CPU: write helpers/cost/cpu_2core.json")
+                        help="with --calibrate on the course's 2-core CPU: write helpers/course/cost/cpu_2core.json")
     parser.add_argument("--presets", nargs="*", help="with --calibrate: the presets whose models to measure "
                         "(default: cpu on a CPU, gpu and full on a GPU)")
     parser.add_argument("--out", type=Path, help="with --calibrate: where to write the calibration")
@@ -56,8 +56,8 @@ def _main(argv: list[str]) -> int:
         return _calibrate(args)
     if args.write_docs:
         return _write_docs()
-    from .config import PRESETS, resolve_config, resolve_preset
-    from .cost.series import estimate_series
+    from .course.config import PRESETS, resolve_config, resolve_preset
+    from .course.cost.series import estimate_series
 
     preset = args.preset if args.preset in PRESETS else resolve_preset(args.preset)  # a named preset is what is asked
     estimates = estimate_series(preset, args.device, here=resolve_config(preset) if args.here else None)
@@ -79,9 +79,9 @@ def budget_json(preset: str, device: str, estimates: dict[str, Any]) -> dict[str
 
 
 def _write_docs() -> int:
-    from .cost.series import estimates_table, with_table
+    from .course.cost.series import estimates_table, with_table
     from .data.source import project_root
-    from .io import atomic_open
+    from .core.io import atomic_open
 
     path = project_root() / "docs" / "estimates.md"
     text = with_table(path.read_text(encoding="utf-8"), estimates_table())
@@ -92,12 +92,12 @@ def _write_docs() -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .cost.calibration import calibrate, write_calibration
-    from .cost.plan import DataSizes
-    from .cost.series import REFERENCE_CPU, SERIES, every_pretrained, notebook_plan, work_of
+    from .course.cost.calibration import calibrate, write_calibration
+    from .course.cost.plan import DataSizes
+    from .course.cost.series import REFERENCE_CPU, SERIES, every_pretrained, notebook_plan, work_of
     from .data.source import models_home
     from .data.tensors import default_device
-    from .machine import hardware_description
+    from .core.machine import hardware_description
 
     device = default_device()
     presets = args.presets or (["gpu", "full"] if device.type == "cuda" else ["cpu"])
@@ -111,7 +111,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     elif device.type == "cuda":
         out = models_home() / "calibration" / f"gpu-{gpu_class(hardware)}.json"
     else:
-        from .cost.series import machine_key
+        from .course.cost.series import machine_key
 
         out = models_home() / "calibration" / f"{machine_key(hardware)}.json"
     write_calibration(calibration, out)
@@ -121,7 +121,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def gpu_class(hardware: str) -> str:
     """The GPU class key of a hardware line (e.g. 'GPU Tesla T4' -> 't4'), else 'other'."""
-    from .cost.devices import GPUS
+    from .course.cost.devices import GPUS
 
     name = hardware.lower()
     return next((key for key in GPUS if key in name.replace("-", " ").split() or key in name), "other")

@@ -24,7 +24,7 @@ from .data.ham10000 import METADATA_NAME
 from .data.melanoma import FOLDER_NAME as MELANOMA_FOLDER
 from .data.melanoma import MELANOMA10K_ENV
 from .data.source import DERMAMNIST_ENV, DERMAMNIST_FILE, HAM10000_ENV, data_home, project_root
-from .io import atomic_open
+from .core.io import atomic_open
 
 REPO_ENV = "SKIN_LESION_REPO"
 REF_ENV = "SKIN_LESION_REF"
@@ -44,7 +44,7 @@ DOWNLOAD_CHOICES = ("kaggle", "dataverse", "none")
 DRIVE_EXAMPLE = "/content/drive/MyDrive/skin-lesion-data"
 
 BOOTSTRAP_TEMPLATE = """\
-# Colab setup: installs this project and finds its data on Google Colab; it does nothing outside Colab.
+#@title Colab setup (installs the project and finds its data; does nothing outside Colab)
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab"):
     if not importlib.util.find_spec("helpers"):  # a fresh runtime: fetch the project, install its runtime dependencies
@@ -130,7 +130,8 @@ def with_colab(notebook: nbformat.NotebookNode, repo: str, ref: str, path: str) 
                      if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])), None)
     if position is None:
         raise ValueError(f"{path}: no code cell tagged 'parameters' to put the Colab setup cell before")
-    setup = nbformat.v4.new_code_cell(bootstrap_source(repo, ref), id=BOOTSTRAP_TAG, metadata={"tags": [BOOTSTRAP_TAG]})
+    setup = nbformat.v4.new_code_cell(bootstrap_source(repo, ref), id=BOOTSTRAP_TAG,  # form: Colab shows the title
+                                      metadata={"tags": [BOOTSTRAP_TAG], "cellView": "form"})
     notebook.cells = [*cells[:position], setup, *cells[position:]]
     notebook.metadata["accelerator"] = GPU_METADATA["accelerator"]
     notebook.metadata.setdefault("colab", {}).update(copy.deepcopy(GPU_METADATA["colab"]))

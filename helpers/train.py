@@ -5,7 +5,7 @@
     python -m helpers.train --data DIR --model resnet18 --image-size 64 --epochs 5 [--checkpoint F]
     torchrun --nproc-per-node 2 -m helpers.train --recipe 04_resnet_transfer:finetune --checkpoint F
 
---recipe trains exactly the arm that notebook uses (helpers.recipes): model, pretrained weights, input size,
+--recipe trains exactly the arm that notebook uses (helpers.course.recipes): model, pretrained weights, input size,
 schedule, augmentation, imbalance handling; the checkpoint also holds the temperature and balanced decision fitted
 on validation, which `python -m helpers.evaluate` applies. Without --recipe, the flags give one model and recipe.
 """
@@ -20,15 +20,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .cli import add_debug_argument, non_negative_int, positive_float, positive_int, run
-from .config import PRESETS, resolve_preset
+from .core.cli import add_debug_argument, non_negative_int, positive_float, positive_int, run
+from .course.config import PRESETS, resolve_preset
 from .data.dataset import load_split_data
 from .data.tensors import default_device
-from .errors import DataError
-from .inference import evaluate
+from .core.errors import DataError
+from .training.inference import evaluate
 from .models import build_classifier
-from .train_recipe import recipe_names, train_recipe
-from .training import IMBALANCE, OPTIMIZERS, TrainConfig, distributed, fit
+from .course.train_recipe import recipe_names, train_recipe
+from .training.loop import IMBALANCE, OPTIMIZERS, TrainConfig, distributed, fit
 
 
 def parser() -> argparse.ArgumentParser:

@@ -12,15 +12,15 @@ import torch
 from torch import nn
 
 import helpers.data.tensors as tensors_module
-import helpers.training as train_module  # where fit and its grad_scaler live
-from helpers import precision
-from helpers.augment import AugmentConfig
-from helpers.config import banner, resolve_config
+import helpers.training.loop as train_module  # where fit and its grad_scaler live
+from helpers.core import precision
+from helpers.training.augment import AugmentConfig
+from helpers.course.config import banner, resolve_config
 from helpers.data.tensors import ImageData, placement
-from helpers.inference import predict_logits
+from helpers.training.inference import predict_logits
 from helpers.models import build_classifier, load_checkpoint
-from helpers.precision import cpu_supports_bf16, describe_amp, resolve_amp
-from helpers.training import TrainConfig, fit
+from helpers.core.precision import cpu_supports_bf16, describe_amp, resolve_amp
+from helpers.training.loop import TrainConfig, fit
 
 GiB = 1024**3
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -1,8 +1,10 @@
-"""helpers/ has one-way dependencies: data -> models -> inference -> training -> evaluation -> studies -> reports.
+"""helpers/ in visible layers with one-way dependencies: core -> data -> models -> training -> evaluation -> course
+-> reporting -> commands -> the curated API.
 
-Every module of helpers is placed in one layer below; a module may import modules of its own layer or lower
-ones, never higher ones, and the imports between modules (those inside functions too) form no cycle. The
-imports are read from the source with ast, so nothing is imported to check them.
+Each layer is a subpackage of helpers (its modules are the package's modules), except the commands: the modules at
+the top level of helpers, each a command line (`python -m helpers.<name>`). A module may import modules of its own
+layer or lower ones, never higher ones, and the imports between modules (those inside functions too) form no cycle.
+The imports are read from the source with ast, so nothing is imported to check them.
 """
 
 from __future__ import annotations
@@ -14,30 +16,22 @@ import pytest
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
-# Lowest first. Names are relative to helpers: "" is helpers/__init__.py, "data" helpers/data/__init__.py.
-LAYERS: dict[str, tuple[str, ...]] = {
-    # used by every layer: exceptions, atomic files, parameter checks, command-line conventions, mixed precision
-    "core": ("errors", "io", "validate", "cli", "precision", "machine"),
-    "data": ("data", "data.__main__", "data.labels", "data.images", "data.ham10000", "data.folder", "data.source",
-             "data.splits", "data.melanoma", "data.synthetic", "data.duplicates", "data.download", "data.tensors",
-             "data.dataset"),
-    "models": ("models", "models.cnn", "models.weights", "models.registry", "models.classifier", "models.profile"),
-    # a model applied to images: fit validates with it every epoch, so it sits below training
-    "inference": ("inference",),
-    "training": ("augment", "training", "probe"),
-    "evaluation": ("metrics", "decision", "subgroups", "evaluation", "gradcam", "screening", "published", "predict",
-                   "evaluate", "leakage"),
-    "studies": ("config", "recipes", "recipes.arms", "recipes.preprocessing", "recipes.custom_cnn",
-                "recipes.resnet_transfer", "recipes.efficientnet_binary", "recipes.scaling_study", "eda", "powerlaw", "scaling", "plots", "tables",
-                "cost", "cost.devices", "cost.plan", "cost.calibration", "cost.estimate", "cost.series"),
-    "reports": ("results", "site", "reports", "colab", "finish"),
-    # helpers/__init__.py: the curated notebook API, loading any layer's names on first use
-    # command lines that assemble a whole run from the layers below
-    "commands": ("train", "train_recipe", "budget"),
-    "api": ("",),
-}
-LAYER_NAMES = list(LAYERS)
-LAYER_OF = {module: rank for rank, names in enumerate(LAYERS.values()) for module in names}
+# Lowest first: the layers' subpackages, then the command modules, then helpers/__init__.py (the curated API).
+SUBPACKAGES = ("core", "data", "models", "training", "evaluation", "course", "reporting")
+COMMANDS = ("train", "predict", "evaluate", "reports", "scaling", "colab", "budget")  # python -m helpers.<name>
+
+
+LAYER_NAMES = (*SUBPACKAGES, "commands", "api")
+
+
+def layer_of(name: str) -> int | None:
+    """The rank of module `name`'s layer (lowest 0), or None for a top-level module that is not a command."""
+    head = name.split(".")[0]
+    if head in SUBPACKAGES:
+        return SUBPACKAGES.index(head)
+    if name in COMMANDS:
+        return LAYER_NAMES.index("commands")
+    return LAYER_NAMES.index("api") if name == "" else None
 
 
 def module_name(path: Path) -> str:
@@ -75,9 +69,9 @@ def import_graph() -> dict[str, set[str]]:
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     """Each import of a higher layer's module, as a readable line."""
-    return [f"helpers.{name or '__init__'} ({LAYER_NAMES[LAYER_OF[name]]}) imports helpers.{target} "
-            f"({LAYER_NAMES[LAYER_OF[target]]})"
-            for name in sorted(graph) for target in sorted(graph[name]) if LAYER_OF[target] > LAYER_OF[name]]
+    return [f"helpers.{name or '__init__'} ({LAYER_NAMES[layer_of(name)]}) imports helpers.{target} "
+            f"({LAYER_NAMES[layer_of(target)]})"
+            for name in sorted(graph) for target in sorted(graph[name]) if layer_of(target) > layer_of(name)]
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -101,10 +95,11 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_every_module_has_a_layer() -> None:
+def test_every_module_has_a_layer_and_the_top_level_only_commands() -> None:
     names = set(import_graph())
-    assert not names - set(LAYER_OF), f"put these modules into a layer of LAYERS: {sorted(names - set(LAYER_OF))}"
-    assert not set(LAYER_OF) - names, f"LAYERS lists modules that do not exist: {sorted(set(LAYER_OF) - names)}"
+    stray = sorted(name for name in names if layer_of(name) is None)
+    assert not stray, f"the top level of helpers holds only __init__.py and the commands; move these into a layer: {stray}"
+    assert {name for name in names if "." not in name} >= set(COMMANDS), "a command module is missing"
 
 
 def test_no_module_imports_a_higher_layer() -> None:
@@ -117,15 +112,16 @@ def test_imports_form_no_cycle() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(f"helpers.{name}" for name in cycle)
 
 
-KNOWN = {"data", "data.images", "data.tensors", "models", "models.weights", "errors", "training"}
+KNOWN = {"data", "data.images", "data.tensors", "models", "models.weights", "core.errors", "training.loop"}
 
 
 @pytest.mark.parametrize(("name", "is_package", "source", "expected"), [
-    ("plots", False, "from .data.images import load_resized", {"data.images"}),
+    ("course.plots", False, "from ..data.images import load_resized", {"data.images"}),
     ("models.registry", False, "from . import weights", {"models.weights"}),
-    ("models", True, "from .weights import x\nfrom ..errors import DataError", {"models.weights", "errors"}),
-    ("data.tensors", False, "def f():\n    from ..training import fit", {"training"}),
-    ("eda", False, "import helpers.training as t\nfrom helpers.data import tensors\nimport numpy", {"training", "data.tensors"}),
+    ("models", True, "from .weights import x\nfrom ..core.errors import DataError", {"models.weights", "core.errors"}),
+    ("data.tensors", False, "def f():\n    from ..training.loop import fit", {"training.loop"}),
+    ("course.eda", False, "import helpers.training.loop as t\nfrom helpers.data import tensors\nimport numpy",
+     {"training.loop", "data.tensors"}),
 ])
 def test_imports_are_read_relative_to_the_module(name: str, is_package: bool, source: str, expected: set[str]) -> None:
     assert imports_of(name, source, is_package, KNOWN) == expected
@@ -133,7 +129,7 @@ def test_imports_are_read_relative_to_the_module(name: str, is_package: bool, so
 
 def test_an_upward_import_and_a_cycle_are_found() -> None:
     graph = {name: set(targets) for name, targets in import_graph().items()}
-    graph["data.tensors"].add("training")  # ImageData importing the training loop, as it once did
-    assert "helpers.data.tensors (data) imports helpers.training (training)" in upward_imports(graph)
+    graph["data.tensors"].add("training.loop")  # ImageData importing the training loop, as it once did
+    assert "helpers.data.tensors (data) imports helpers.training.loop (training)" in upward_imports(graph)
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None

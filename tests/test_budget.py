@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from helpers.budget import main as budget_main
-from helpers.cost.calibration import Calibration, Entry, calibrate, read_calibration, write_calibration
-from helpers.cost.estimate import Target, estimate_notebook
-from helpers.cost.plan import TTA_VIEWS, DataSizes, plan_notebook
-from helpers.cost.series import (CALIBRATION_ENV, SERIES, TABLE_BEGIN, TABLE_END, estimate_series, estimates_table,
+from helpers.course.cost.calibration import Calibration, Entry, calibrate, read_calibration, write_calibration
+from helpers.course.cost.estimate import Target, estimate_notebook
+from helpers.course.cost.plan import TTA_VIEWS, DataSizes, plan_notebook
+from helpers.course.cost.series import (CALIBRATION_ENV, SERIES, TABLE_BEGIN, TABLE_END, estimate_series, estimates_table,
                                  every_pretrained, notebook_plan, over_budget, target_for, work_of)
 from helpers.models.profile import profile
-from helpers.recipes import resolve_recipe
-from helpers.recipes.scaling_study import build_grid
+from helpers.course.recipes import resolve_recipe
+from helpers.course.recipes.scaling_study import build_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,7 +167,7 @@ def test_over_budget_names_the_largest_preset_that_fits(monkeypatch: pytest.Monk
 
 
 def test_setup_prints_the_estimate_before_training(capsys, synthetic_dir) -> None:
-    from helpers.config import setup
+    from helpers.course.config import setup
 
     setup("03_custom_cnn", preset="smoke", data_dir=str(synthetic_dir))
     out = capsys.readouterr().out
@@ -177,7 +177,7 @@ def test_setup_prints_the_estimate_before_training(capsys, synthetic_dir) -> Non
 
 
 def test_setup_warns_over_its_budget(capsys, synthetic_dir) -> None:
-    from helpers.config import setup
+    from helpers.course.config import setup
 
     setup("03_custom_cnn", preset="smoke", data_dir=str(synthetic_dir), budget_minutes=1e-4)
     assert "WARNING: this notebook would take" in capsys.readouterr().out
@@ -192,8 +192,8 @@ def test_the_docs_table_is_current() -> None:
 def test_estimates_from_the_series_calibration_are_within_25_percent_of_the_committed_cpu_reports() -> None:
     """Each notebook that trains, in the committed cpu reports: the cost model's estimate from the calibration that
     series recorded (reports/calibration.json), for the data it ran on, against the measured wall time."""
-    from helpers.cost.estimate import estimate_notebook
-    from helpers.cost.series import SERIES_CALIBRATION
+    from helpers.course.cost.estimate import estimate_notebook
+    from helpers.course.cost.series import SERIES_CALIBRATION
 
     reports = ROOT / "reports"
     path = reports / SERIES_CALIBRATION
@@ -219,7 +219,7 @@ def test_estimates_from_the_series_calibration_are_within_25_percent_of_the_comm
 
 
 def test_the_index_shows_a_runs_estimate_beside_its_measured_time(tmp_path: Path) -> None:
-    from helpers.site import _facts
+    from helpers.reporting.site import _facts
 
     run = {"status": "ok", "wall_time_s": 600.0, "estimate_minutes": [8.5, 11.5], "parameters": {"preset": "cpu"}}
     facts = _facts(tmp_path, "03_custom_cnn", "ok", run, {})
@@ -228,9 +228,9 @@ def test_the_index_shows_a_runs_estimate_beside_its_measured_time(tmp_path: Path
 
 
 def test_notebook_06_estimates_only_the_rows_still_to_run(synthetic_dir, tmp_path: Path, capsys) -> None:
-    from helpers import scaling
-    from helpers.config import setup
-    from helpers.io import write_json
+    from helpers.course import scaling
+    from helpers.course.config import setup
+    from helpers.core.io import write_json
 
     config = setup("06_scaling_study", preset="smoke", data_dir=str(synthetic_dir), show=False)
     grid = scaling.build_grid(config.settings, can_pretrain=lambda model: False)

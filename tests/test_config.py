@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import Config, banner, resolve_config, setup
+from helpers.course.config import Config, banner, resolve_config, setup
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.decision import (adjusted_decision, balanced_accuracy, balanced_decision_summary, class_priors,
+from helpers.evaluation.decision import (adjusted_decision, balanced_accuracy, balanced_decision_summary, class_priors,
                               fit_tau)
-from helpers.results import _model_problems, balanced_decision_cell
+from helpers.reporting.results import _model_problems, balanced_decision_cell
 
 CLASSES = ["mel", "nv", "df"]
 
@@ -81,7 +81,7 @@ def test_summary_follows_the_metrics_contract_and_fills_the_readme_cell() -> Non
 
 def test_evaluate_split_reports_both_decisions_of_one_model(synthetic_dir, tmp_path) -> None:
     from helpers.data.dataset import load_split_data
-    from helpers.evaluation import comparison_table, evaluate_split
+    from helpers.evaluation.splits import comparison_table, evaluate_split
     from helpers.models import build_classifier
 
     data = load_split_data(synthetic_dir, 16, cache_dir=tmp_path, name="syn", progress=False, device="cpu")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import helpers.config
-from helpers.config import banner, resolve_config, setup
+import helpers.course.config
+from helpers.course.config import banner, resolve_config, setup
 from helpers.data.source import DataSource
-from helpers.recipes import (CHECK, CHECK_ENV, CHECK_MAX_IMAGES, DEMO, DEMO_EPOCHS, DEMO_MAX_IMAGES, NOTEBOOKS, RECIPES,
+from helpers.course.recipes import (CHECK, CHECK_ENV, CHECK_MAX_IMAGES, DEMO, DEMO_EPOCHS, DEMO_MAX_IMAGES, NOTEBOOKS, RECIPES,
                              capped_settings, check_settings, resolve_recipe, sizing_for)
-from helpers.scaling import build_grid
+from helpers.course.scaling import build_grid
 
 GRID = "06_scaling_study"
 
@@ -27,7 +27,7 @@ def _no_preset_or_check(monkeypatch: pytest.MonkeyPatch) -> None:
 def no_real_data(monkeypatch: pytest.MonkeyPatch, synthetic_dir: Path) -> Path:
     """No real data configured: the data source is the built-in synthetic demo set (here the small session set)."""
     source = DataSource("synthetic", synthetic_dir, "built-in synthetic demo set (no real data configured)")
-    monkeypatch.setattr(helpers.config, "resolve_data_source", lambda data_dir=None: source)
+    monkeypatch.setattr(helpers.course.config, "resolve_data_source", lambda data_dir=None: source)
     return synthetic_dir
 
 
@@ -80,9 +80,9 @@ def test_the_demo_banner_says_loudly_that_its_numbers_mean_nothing(no_real_data:
 
 def test_the_demo_is_estimated_from_the_committed_cpu_calibration_without_calibrating_this_machine(
         no_real_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import helpers.cost.series
+    import helpers.course.cost.series
 
-    monkeypatch.setattr(helpers.cost.series, "calibration_here", lambda *args, **kwargs: pytest.fail("calibrated"))
+    monkeypatch.setattr(helpers.course.cost.series, "calibration_here", lambda *args, **kwargs: pytest.fail("calibrated"))
     text = setup("04_resnet_transfer", "cpu", show=False).estimate()
     assert text.startswith("estimated time on 2-core CPU") and "stands in for this machine's" in text
     assert "WARNING" not in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.cost.devices import (FAMILIES, FORWARD_FLOPS, GPUS, SINGLE_SOURCE_SPREAD, Measurement, family_of,
+from helpers.course.cost.devices import (FAMILIES, FORWARD_FLOPS, GPUS, SINGLE_SOURCE_SPREAD, Measurement, family_of,
                                   sustained_of)
 
 

@@ -13,8 +13,9 @@ import torch
 
 from helpers.data import load_ham10000
 from helpers.data.labels import BINARY_CLASSES, DX_CLASSES
-from helpers.evaluate import main, read_labels
-from helpers.errors import DataError
+from helpers.evaluate import main
+from helpers.evaluation.external import read_labels
+from helpers.core.errors import DataError
 from helpers.models import build_classifier, save_checkpoint
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.config import CHECK_ENV, CHECK_MAX_IMAGES, banner, resolve_config
+from helpers.course.config import CHECK_ENV, CHECK_MAX_IMAGES, banner, resolve_config
 from helpers.data.tensors import ImageData
-from helpers.inference import evaluate
+from helpers.training.inference import evaluate
 from helpers.models import build_classifier
-from helpers.recipes import CHECK_EPOCHS, RECIPES, preset_models, recipe
-from helpers.scaling import build_grid
-from helpers.training import TrainConfig, fit
+from helpers.course.recipes import CHECK_EPOCHS, RECIPES, preset_models, recipe
+from helpers.course.scaling import build_grid
+from helpers.training.loop import TrainConfig, fit
 
 CLASSES = ["a", "b", "c"]
 GPU_PRESETS = ("gpu", "full")

@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import helpers.probe as probe
-from helpers.augment import AugmentConfig, mix_batch
+import helpers.training.probe as probe
+from helpers.training.augment import AugmentConfig, mix_batch
 from helpers.data.tensors import ImageData
-from helpers.inference import evaluate, predict_logits
+from helpers.training.inference import evaluate, predict_logits
 from helpers.models import build_classifier, head_module, load_checkpoint, save_checkpoint, set_backbone_trainable
-from helpers.probe import extract_features, fit_logistic, linear_probe
-from helpers.training import (TrainConfig, backbone_units, epoch_sizes, fit, make_optimizer, make_schedule,
+from helpers.training.probe import extract_features, fit_logistic, linear_probe
+from helpers.training.loop import (TrainConfig, backbone_units, epoch_sizes, fit, make_optimizer, make_schedule,
                               soft_cross_entropy)
 
 CLASSES = ["a", "b", "c"]

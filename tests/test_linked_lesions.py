@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers.data.splits import LINK_COLUMNS, LINKED_LESIONS, lesion_groups, lesion_split, read_links
-from helpers.leakage import LINK_SIMILARITY, crossing_pairs, linked_pairs
+from helpers.evaluation.leakage import LINK_SIMILARITY, crossing_pairs, linked_pairs
 
 
 def toy_index() -> pd.DataFrame:
@@ -94,7 +94,7 @@ def test_linked_in_split_says_what_grouping_changes(synthetic_dir: Path) -> None
     matplotlib.use("Agg")
     from helpers import plots
     from helpers.data import load_ham10000
-    from helpers.leakage import linked_in_split
+    from helpers.evaluation.leakage import linked_in_split
 
     index = load_ham10000(synthetic_dir, progress=False)
     present, line = linked_in_split(index, lesion_split(index))

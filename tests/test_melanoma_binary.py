@@ -17,10 +17,10 @@ from helpers.data.duplicates import (dhash, duplicate_summary, duplicates_in_ref
                                      nearest)
 from helpers.data.melanoma import (describe_melanoma, folder_split, make_synthetic_folder, resolve_melanoma_source,
                                    subsample_folder)
-from helpers.inference import predict
+from helpers.training.inference import predict
 from helpers.models import build_classifier, save_checkpoint
 from helpers.predict import main as predict_main
-from helpers.screening import lesion_scores, per_thousand_lesions
+from helpers.evaluation.screening import lesion_scores, per_thousand_lesions
 
 
 @pytest.fixture(scope="module")

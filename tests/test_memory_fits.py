@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.augment import AugmentConfig
+from helpers.training.augment import AugmentConfig
 from helpers.data.tensors import ImageData
 from helpers.models import build_classifier
 from helpers.models.profile import largest_batch, profile, profile_model, training_memory
-from helpers.training import OUT_OF_MEMORY, TrainConfig, fit
+from helpers.training.loop import OUT_OF_MEMORY, TrainConfig, fit
 
 SIDE, CLASSES = 16, 3
 

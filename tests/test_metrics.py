@@ -12,8 +12,8 @@ from sklearn import metrics as skm
 from torch import nn
 
 from helpers.data.labels import BINARY_CLASSES, DX_CLASSES
-from helpers.gradcam import cam_mass_inside, grad_cam
-from helpers.metrics import (
+from helpers.evaluation.gradcam import cam_mass_inside, grad_cam
+from helpers.evaluation.metrics import (
     _weighted_metrics,
     apply_temperature,
     bootstrap_ci,

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import helpers
-from helpers.config import setup
-from helpers.finish import finish
+from helpers.course.config import setup
+from helpers.reporting.finish import finish
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 MAX_NAMES = 15
@@ -74,7 +74,7 @@ def test_counting_imports_sees_submodules_and_names(tmp_path: Path) -> None:
 def test_every_curated_name_resolves_and_unknown_ones_fail() -> None:
     for name in helpers.__all__:
         assert getattr(helpers, name) is not None, name
-    assert helpers.plots.__name__ == "helpers.plots" and helpers.duplicates.__name__ == "helpers.data.duplicates"
+    assert helpers.plots.__name__ == "helpers.course.plots" and helpers.duplicates.__name__ == "helpers.data.duplicates"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         helpers.nope  # noqa: B018
     for name in helpers.__all__:
@@ -82,7 +82,7 @@ def test_every_curated_name_resolves_and_unknown_ones_fail() -> None:
 
 
 def _summary(seed: int = 0) -> dict:
-    from helpers.metrics import metrics_summary
+    from helpers.evaluation.metrics import metrics_summary
 
     rng = np.random.default_rng(seed)
     y = np.arange(40) % 2
@@ -123,7 +123,7 @@ def test_finish_refuses_metrics_that_break_the_contract_and_saves_nothing(synthe
 
 
 def test_leak_table_and_accuracy_by_lesion() -> None:
-    from helpers.leakage import KINDS, accuracy_by_lesion, leak_table
+    from helpers.evaluation.leakage import KINDS, accuracy_by_lesion, leak_table
 
     index = pd.DataFrame({"lesion_id": ["a", "a", "b", "c", "d", "d"]})
     leaky = pd.Series(["train", "test", "test", "train", "test", "test"])
@@ -167,6 +167,6 @@ def test_cache_path_is_the_file_cached_images_builds(tmp_path: Path) -> None:
 def test_the_curated_predict_survives_the_command_line_module() -> None:
     import helpers
     import helpers.predict  # the command line: importing it rebinds helpers.predict to the module
-    from helpers.inference import predict
+    from helpers.training.inference import predict
 
     assert helpers.predict_probs is predict and callable(helpers.predict_probs)

@@ -111,9 +111,6 @@ def test_notebook_ends_with_recap_questions_further_research_next_and_finish(pat
     assert ending_problems(read(path), path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="pending: helpers/colab.py generates the setup cell (BOOTSTRAP_TEMPLATE, "
-                   "with_colab) and must write the #@title line and cellView form; then regenerate the notebooks "
-                   "with `python -m helpers.colab notebooks` and drop this marker")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_setup_cell_shows_as_a_title_on_colab(path: Path) -> None:
     assert setup_problems(read(path)) == []

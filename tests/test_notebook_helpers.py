@@ -17,15 +17,16 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import helpers  # noqa: E402
-from helpers.config import setup  # noqa: E402
+from helpers.course.config import setup  # noqa: E402
 from helpers.data.dataset import SplitData, lesion_index, load_melanoma10k, time_cache  # noqa: E402
 from helpers.data.duplicates import duplicate_report  # noqa: E402
 from helpers.data.tensors import ImageData  # noqa: E402
-from helpers.evaluation import calibrate, explain_image, train_on_splits  # noqa: E402
+from helpers.course.recipes.preprocessing import train_on_splits
+from helpers.evaluation.splits import calibrate, explain_image  # noqa: E402
 from helpers.models import build_classifier, save_checkpoint  # noqa: E402
-from helpers.published import dermamnist_runs  # noqa: E402
-from helpers.screening import per_thousand_lesions  # noqa: E402
-from helpers.subgroups import groups_below  # noqa: E402
+from helpers.course.recipes.resnet_transfer import dermamnist_runs  # noqa: E402
+from helpers.evaluation.screening import per_thousand_lesions  # noqa: E402
+from helpers.evaluation.subgroups import groups_below  # noqa: E402
 
 
 def _images(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -160,16 +161,16 @@ def test_per_thousand_lesions_defaults_to_the_malignant_diagnoses() -> None:
 
 
 def test_plots_of_augmentations_and_gradcam_cases(tmp_path: Path) -> None:
-    figure = helpers.plots.augmentation_previews(_images(tmp_path, 1)[0], size=16, n=2, names=("hflip",), brightness=0.3)
+    figure = helpers.course.plots.augmentation_previews(_images(tmp_path, 1)[0], size=16, n=2, names=("hflip",), brightness=0.3)
     assert len(figure.axes) == 2 * 3  # two rows (hflip, all together) of the original and 2 copies
     data = _split_data(size=16)
     model = build_classifier("reference_cnn", data.classes, 16)
     evaluation = helpers.evaluate_split(model, data, "test", n_boot=5, balanced_decision=False)
-    figure = helpers.plots.gradcam_cases(model, evaluation, data.test.images.cpu().numpy(), per_class=1)
+    figure = helpers.course.plots.gradcam_cases(model, evaluation, data.test.images.cpu().numpy(), per_class=1)
     assert figure.axes and all(ax.get_title().startswith(("right", "wrong")) for ax in figure.axes if ax.get_title())
     plt.close("all")
     with pytest.raises(TypeError):
-        helpers.plots.augmentation_previews(tmp_path / "none.png", not_a_setting=1)
+        helpers.course.plots.augmentation_previews(tmp_path / "none.png", not_a_setting=1)
 
 
 def test_no_curated_name_loads_helpers_predict_which_would_shadow_the_function_predict() -> None:

@@ -28,7 +28,7 @@ from helpers.data.folder import load_image_folder
 from helpers.data.ham10000 import read_metadata
 from helpers.data.splits import dermamnist_split
 from helpers.data.synthetic import HAM_CLASS_COUNTS
-from helpers.errors import DataError
+from helpers.core.errors import DataError
 
 KAGGLE_URL = "https://www.kaggle.com/datasets/hasnainjaved/melanoma-skin-cancer-dataset-of-10000-images"
 

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import plots
 from helpers.data.labels import BINARY_CLASSES, DX_CLASSES
-from helpers.metrics import apply_temperature
+from helpers.evaluation.metrics import apply_temperature
 
 Predictions = tuple[np.ndarray, np.ndarray]
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from helpers import plots
-from helpers.augment import AugmentConfig, preview
+from helpers.training.augment import AugmentConfig, preview
 from helpers.data import lesion_split, load_ham10000
 from helpers.data.images import RESIZE_POLICIES, load_resized
-from helpers.recipes import recipe
+from helpers.course.recipes import recipe
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from helpers.recipes import (CHECK_ENV, CHECK_EPOCHS, NOTEBOOKS, RECIPES, RENAMED_SETTINGS, Arm, find_arm, list_arms,
+from helpers.course.recipes import (CHECK_ENV, CHECK_EPOCHS, NOTEBOOKS, RECIPES, RENAMED_SETTINGS, Arm, find_arm, list_arms,
                              preset_models, recipe, resolve_recipe)
-from helpers.recipes.scaling_study import FIXED_RECIPE
-from helpers.training import TrainConfig
+from helpers.course.recipes.scaling_study import FIXED_RECIPE
+from helpers.training.loop import TrainConfig
 
 PRESETS = ("smoke", "cpu", "gpu", "full")
 EXPECTED_FIXED_DIGEST = "a26b753a7c67"  # FIXED_RECIPE as it was in helpers.scaling before it moved here

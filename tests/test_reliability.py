@@ -28,17 +28,19 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import cli, scaling
-from helpers.augment import AugmentConfig
-from helpers.config import resolve_config
+from helpers.core import cli
+from helpers.course import scaling
+from helpers.scaling import main as scaling_main
+from helpers.training.augment import AugmentConfig
+from helpers.course.config import resolve_config
 from helpers.data.__main__ import main as data_main
-from helpers.errors import CheckpointError
-from helpers.io import atomic_open, temporaries
+from helpers.core.errors import CheckpointError
+from helpers.core.io import atomic_open, temporaries
 from helpers.models import CHECKPOINT_FORMAT, build_classifier, load_checkpoint, save_checkpoint
 from helpers.predict import main as predict_main
-from helpers.recipes import recipe
+from helpers.course.recipes import recipe
 from helpers.reports import main as reports_main
-from helpers.training import TrainConfig
+from helpers.training.loop import TrainConfig
 from helpers.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,9 +210,9 @@ CLI_VALUES = {
                          "error: argument --image-size: expected a whole number; got '1.5'"),
     "train_lr": (train_main, ["--data", "DIR", "--lr", "-1"], "python -m helpers.train --data DIR --lr -1",
                  "error: argument --lr: must be a number > 0; got -1.0"),
-    "scaling_seed": (scaling.main, ["--seed", "-1"], "python -m helpers.scaling --seed -1",
+    "scaling_seed": (scaling_main, ["--seed", "-1"], "python -m helpers.scaling --seed -1",
                      "error: argument --seed: must be a whole number >= 0; got -1"),
-    "scaling_shard": (scaling.main, ["--shard", "0/2"], "python -m helpers.scaling --shard 0/2",
+    "scaling_shard": (scaling_main, ["--shard", "0/2"], "python -m helpers.scaling --shard 0/2",
                       "error: argument --shard: --shard K/N needs 1 <= K <= N; got '0/2'"),
     "reports_timeout": (reports_main, ["--timeout", "0"], "python -m helpers.reports --timeout 0",
                         "error: argument --timeout: must be a whole number >= 1; got 0"),
@@ -469,7 +471,7 @@ def test_an_interrupted_cache_build_leaves_no_temporary(synthetic_dir: Path, tmp
 
 
 def test_a_temporary_of_a_running_writer_is_kept(tmp_path: Path) -> None:
-    from helpers.io import remove_stale_temporaries
+    from helpers.core.io import remove_stale_temporaries
 
     alive = tmp_path / f".x.npy.{os.getppid()}.abcd1234.tmp"  # our parent process: running, and older than us
     dead = tmp_path / ".x.npy.999999999.abcd1234.tmp"
@@ -500,7 +502,7 @@ def results(tmp_path: Path) -> Path:
 
 
 def run_merge(results: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, str, str]:
-    code = scaling.main(["merge", "--preset", "smoke", "--results", str(results), *extra])
+    code = scaling_main(["merge", "--preset", "smoke", "--results", str(results), *extra])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -555,7 +557,7 @@ def test_run_moves_a_corrupt_row_file_aside_and_redoes_the_row(synthetic_dir: Pa
 
 def test_an_unknown_preset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:
-        scaling.main(["--preset", "bogus", "--results", str(tmp_path)])
+        scaling_main(["--preset", "bogus", "--results", str(tmp_path)])
     check("scaling_preset", exit_.value.code, capsys.readouterr().err)
     assert not list(tmp_path.iterdir())
 

@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from helpers import plots  # noqa: E402
-from helpers.plots import compact_number, count_ticks  # noqa: E402
-from helpers.tables import full_text, history_table, value_table  # noqa: E402
+from helpers.course.plots import compact_number, count_ticks  # noqa: E402
+from helpers.course.tables import full_text, history_table, value_table  # noqa: E402
 
 
 def test_history_table_shows_learning_rates_and_counts() -> None:

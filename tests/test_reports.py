@@ -10,8 +10,9 @@ import nbformat
 import pytest
 
 from helpers.data import source as source_module
-from helpers.reports import run_series, series_time, to_html, without_machine_paths
-from helpers.results import RESULTS_END, RESULTS_START
+from helpers.reporting.series import run_series, to_html, without_machine_paths
+from helpers.reporting.site import series_time
+from helpers.reporting.results import RESULTS_END, RESULTS_START
 
 
 def write_notebook(path: Path, body: str) -> None:
@@ -31,7 +32,7 @@ def saving(metrics: dict, extra: str = "") -> str:
     """A notebook body that prints its preset and hands over metrics (with the preset it ran with)."""
     header = {"notebook": "01_good", "device": "cpu", "device_name": "CPU test", "data_source": "ham10000", "n_images": 140,
               "split": "lesion_disjoint", "wall_time_s": 1.0, "created": "2026-01-01T00:00:00+00:00", "models": {}}
-    return (f"from helpers.reports import save_metrics\nprint('ran with preset', preset)\n{extra}"
+    return (f"from helpers.reporting.series import save_metrics\nprint('ran with preset', preset)\n{extra}"
             f"save_metrics({{**{header!r}, **{metrics!r}, 'preset': preset}})")
 
 
@@ -125,5 +126,5 @@ def test_html_shows_a_progress_bar_once_in_its_final_state(tmp_path: Path) -> No
 
 
 def test_published_html_names_files_relative_to_the_project(tmp_path: Path) -> None:
-    text = f"<pre>{tmp_path.resolve()}/helpers/gradcam.py:60: UserWarning: x</pre> {tmp_path.parent}/elsewhere"
-    assert without_machine_paths(text, tmp_path) == f"<pre>helpers/gradcam.py:60: UserWarning: x</pre> {tmp_path.parent}/elsewhere"
+    text = f"<pre>{tmp_path.resolve()}/helpers/evaluation/gradcam.py:60: UserWarning: x</pre> {tmp_path.parent}/elsewhere"
+    assert without_machine_paths(text, tmp_path) == f"<pre>helpers/evaluation/gradcam.py:60: UserWarning: x</pre> {tmp_path.parent}/elsewhere"

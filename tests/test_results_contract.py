@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers.config import Config
+from helpers.course.config import Config
 from helpers.data.labels import BINARY_CLASSES, DX_CLASSES
-from helpers.metrics import metrics_summary
-from helpers.reports import metrics_header
-from helpers.results import (
+from helpers.evaluation.metrics import metrics_summary
+from helpers.reporting.series import metrics_header
+from helpers.reporting.results import (
     README_COMMAND, RESULTS_END, RESULTS_START, replace_results, results_markdown, validate_metrics,
     write_readme_results,
 )

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import plots, scaling
+from helpers.course import plots, scaling
+from helpers.scaling import main as scaling_main
 from helpers.data.dataset import SplitData, load_split_data
-from helpers.powerlaw import fit_arms, fit_power_law, grid_notes, overtaking, power_law, seed_spread
-from helpers.recipes import RECIPES
-from helpers.results import FIT_KEYS, SCALING_ROW_KEYS, validate_metrics
-from helpers.scaling import GridData, ScalingRow, build_grid, data_fingerprint, nested_subsets, row_id
+from helpers.course.powerlaw import fit_arms, fit_power_law, grid_notes, overtaking, power_law, seed_spread
+from helpers.course.recipes import RECIPES
+from helpers.reporting.results import FIT_KEYS, SCALING_ROW_KEYS, validate_metrics
+from helpers.course.scaling import GridData, ScalingRow, build_grid, data_fingerprint, nested_subsets, row_id
 
 TINY = {"models": ["improved_cnn"], "image_size": 16, "fractions": [0.5, 1.0], "seeds": [0, 1], "seeds_up_to": 0.5,
         "pretrained_models": [], "pretrained_fractions": [], "epochs": 1, "min_images": 96, "batch_size": 32,
@@ -166,7 +167,7 @@ def test_merge_reads_every_result_file(finished: tuple, tmp_path: Path, capsys: 
     _, results, records = finished
     table = scaling.results_table(scaling.load_records(results))
     assert sorted(table["id"]) == sorted(r["id"] for r in records)
-    assert scaling.main(["merge", "--preset", "smoke", "--results", str(results), "--out", str(tmp_path / "rows.csv")]) == 0
+    assert scaling_main(["merge", "--preset", "smoke", "--results", str(results), "--out", str(tmp_path / "rows.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "rows.csv")) == len(records)
     assert scaling.contract_models(records) == {"improved_cnn, 100% of train, seed 0": records[1]["summary"]}
 
@@ -178,12 +179,12 @@ def test_cli_shards_split_the_rows(synthetic_dir: Path, tmp_path: Path, capsys: 
     listed = {}
     for shard in ("1/2", "2/2", "1/1"):
         capsys.readouterr()
-        assert scaling.main([*base, "--shard", shard]) == 0
+        assert scaling_main([*base, "--shard", shard]) == 0
         listed[shard] = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("pending")]
     assert set(listed["1/2"]).isdisjoint(listed["2/2"]) and sorted(listed["1/2"] + listed["2/2"]) == sorted(listed["1/1"])
     assert len(listed["1/1"]) == len(build_grid(RECIPES["06_scaling_study"]["smoke"]))
     with pytest.raises(SystemExit):
-        scaling.main([*base, "--shard", "3/2"])
+        scaling_main([*base, "--shard", "3/2"])
 
 
 def test_power_law_fit_recovers_parameters() -> None:
@@ -254,8 +255,8 @@ def test_scaling_plots_draw_every_arm() -> None:
 
 
 def scaling_metrics(records: list[dict]) -> dict:
-    from helpers.config import Config
-    from helpers.reports import metrics_header
+    from helpers.course.config import Config
+    from helpers.reporting.series import metrics_header
 
     config = Config(preset="smoke", device="cpu", hardware="CPU test", data_source="synthetic", data_root="data/x",
                     data_origin="test", image_size=16, epochs=1, batch_size=32, max_images=None, seed=0)

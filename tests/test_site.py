@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import reports as reports_module
-from helpers import site
-from helpers.results import GOALS_END, GOALS_START, index_headline, read_goals, validate_metrics
-from helpers.site import NAV_END, NAV_START, Page, build_site, first_sentence, offline
+from helpers.reporting import series as reports_module
+from helpers.reports import main as reports_main
+from helpers.reporting import site
+from helpers.reporting.results import GOALS_END, GOALS_START, index_headline, read_goals, validate_metrics
+from helpers.reporting.site import NAV_END, NAV_START, Page, build_site, first_sentence, offline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -327,7 +328,7 @@ def test_site_command_rebuilds_without_running_anything(out: Path, monkeypatch: 
     (root / "README.md").write_text(README, encoding="utf-8")
     monkeypatch.setattr(reports_module, "project_root", lambda: root)
     monkeypatch.setattr(reports_module, "run_series", lambda *a, **k: pytest.fail("--site ran notebooks"))
-    assert reports_module.main(["--site"]) == 0
+    assert reports_main(["--site"]) == 0
     assert NAV_START in (out / "02_model.html").read_text() and "goal-met" in (out / "index.html").read_text()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.subgroups import MIN_LESIONS, age_band, subgroup_table
+from helpers.evaluation.subgroups import MIN_LESIONS, age_band, subgroup_table
 
 CLASSES = ["mel", "nv", "bkl"]
 

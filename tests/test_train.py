@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.augment import AugmentConfig, augment_batch, preview
+from helpers.training.augment import AugmentConfig, augment_batch, preview
 from helpers.data.dataset import SplitData, load_split_data
 from helpers.data.synthetic import make_synthetic
-from helpers.inference import evaluate, predict
+from helpers.training.inference import evaluate, predict
 from helpers.models import build_classifier, load_checkpoint, save_checkpoint
 from helpers.predict import main as predict_main
-from helpers.training import TrainConfig, class_weights, epoch_order, fit
+from helpers.training.loop import TrainConfig, class_weights, epoch_order, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

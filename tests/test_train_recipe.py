@@ -11,7 +11,7 @@ import pytest
 from helpers.data import load_ham10000
 from helpers.evaluate import main as evaluate_main
 from helpers.models import load_checkpoint
-from helpers.recipes import find_arm, list_arms
+from helpers.course.recipes import find_arm, list_arms
 from helpers.train import main
 
 

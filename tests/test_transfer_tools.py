@@ -13,12 +13,12 @@ from PIL import Image
 from helpers.data.dataset import load_split_data
 from helpers.data.images import load_resized_mask
 from helpers.data.source import DERMAMNIST_ENV, find_dermamnist_csv
-from helpers.errors import DataError
-from helpers.evaluation import evaluate_split, evaluation_of, pick_cases, temperature_scaled
-from helpers.gradcam import classifier_cams
-from helpers.metrics import expected_calibration_error
+from helpers.core.errors import DataError
+from helpers.evaluation.splits import evaluate_split, evaluation_of, pick_cases, temperature_scaled
+from helpers.evaluation.gradcam import classifier_cams
+from helpers.evaluation.metrics import expected_calibration_error
 from helpers.models import build_classifier
-from helpers.published import DERMAMNIST_PUBLISHED, dermamnist_comparison
+from helpers.evaluation.published import DERMAMNIST_PUBLISHED, dermamnist_comparison
 
 
 @pytest.fixture(scope="module")

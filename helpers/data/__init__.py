@@ -3,7 +3,7 @@
 These names load without torch; the tensors of a split come from `helpers.data.dataset.load_split_data`.
 """
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .folder import load_image_folder
 from .ham10000 import check_ham10000, index_counts, load_ham10000
 from .labels import BINARY_CLASSES, DX_CLASSES, DX_NAMES, MALIGNANT_DX, binary_label

@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; a failure prints one `error:` line and exits non-zero (--debug: the traceback)."""
-    from ..cli import run
+    from ..core.cli import run
 
     def body(args: list[str]) -> int:
         namespace = parser().parse_args(args)

@@ -28,8 +28,8 @@ from typing import IO, Any
 import pandas as pd
 from tqdm import tqdm
 
-from ..errors import DataError
-from ..io import atomic_open
+from ..core.errors import DataError
+from ..core.io import atomic_open
 from .ham10000 import IMAGE_SUFFIXES, METADATA_NAME, find_metadata, read_metadata
 from .labels import BINARY_CLASSES, DX_CLASSES
 from .source import DERMAMNIST_FILE, HAM10000_ENV, data_home, resolve_path

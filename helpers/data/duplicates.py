@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 HASH_BITS = 256
 NEAR_DUPLICATE_DISTANCE = 10

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .images import image_suffixes
 from .labels import BINARY_CLASSES
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .images import open_rgb
 from .labels import DX_CLASSES
 

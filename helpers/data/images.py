@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from ..errors import DataError
-from ..io import atomic_path, remove_stale_temporaries
+from ..core.errors import DataError
+from ..core.io import atomic_path, remove_stale_temporaries
 
 RESIZE_POLICIES: tuple[str, ...] = ("center_crop", "squash", "pad")
 CACHE_VERSION = 1

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .ham10000 import load_ham10000
 from .labels import binary_label
 from .source import SYNTHETIC_IMAGES, DataSource, data_home, describe, resolve_path

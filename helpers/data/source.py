@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .ham10000 import METADATA_NAME
 
 HAM10000_ENV = "HAM10000_DIR"

@@ -2,7 +2,7 @@
 
 The lesion-disjoint split also keeps together lesions that are linked: HAM10000 files some photographs of one lesion
 under two lesion_ids. `linked_lesions.csv` beside this module lists the pairs the project's search found
-(helpers.leakage: near-identical image embeddings with identical dx, sex, site and age); a pair joins one group only
+(helpers.evaluation.leakage: near-identical image embeddings with identical dx, sex, site and age); a pair joins one group only
 where both of its images are in the index under those ids, so the list never touches other data.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_open
-from ..errors import DataError
+from ..core.io import atomic_open
+from ..core.errors import DataError
 from .source import data_home
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")

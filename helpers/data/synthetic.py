@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .ham10000 import METADATA_NAME as METADATA_FILE
 from .labels import DX_CLASSES
 

@@ -8,7 +8,7 @@ deployable `Classifier` with its checkpoints.
 - `classifier`: network + normalisation + class names, saved and loaded as one checkpoint.
 """
 
-from ..errors import WeightsUnavailableError
+from ..core.errors import WeightsUnavailableError
 from .classifier import CHECKPOINT_FORMAT, Classifier, build_classifier, load_checkpoint, save_checkpoint
 from .cnn import ImprovedCNN, ReferenceCNN
 from .registry import (

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ..data.images import RESIZE_POLICIES, check_policy
-from ..errors import CheckpointError
-from ..io import atomic_path
+from ..core.errors import CheckpointError
+from ..core.io import atomic_path
 from .registry import create_model, model_from_spec, model_spec, normalization
 
 CHECKPOINT_FORMAT = "skin-lesion-classifier/1"

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..io import write_json
+from ..core.io import write_json
 
 PROFILE_VERSION = 2
 N_PROBE = 2  # images in the counted forward pass

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import WeightsUnavailableError
+from ..core.errors import WeightsUnavailableError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""A trained model judged: metrics, decisions, subgroups, Grad-CAM, the leak between splits, evaluation on splits."""

@@ -1,0 +1,1 @@
+"""Results assembled: the metrics contract and README tables, the reports site, a notebook's finish."""
