@@ -59,11 +59,12 @@ class Config:
         """The recipe's settings (sizes, epochs, lists of sizes), empty without a recipe."""
         return dict(self.recipe.settings) if self.recipe else {}
 
-    def arm(self, name: str, model: str | None = None, image_size: int | None = None) -> Arm:
-        """The recipe's arm called name (optionally with another architecture or input size)."""
+    def arm(self, name: str, model: str | None = None, image_size: int | None = None, **settings: Any) -> Arm:
+        """The recipe's arm called name (optionally with another architecture or input size), with any other setting
+        changed by keyword: `config.arm('improved', imbalance='none')`, named "improved (imbalance='none')"."""
         if self.recipe is None:
             raise ValueError(f"{self.notebook or 'this notebook'} has no recipe, so no arm {name!r}")
-        return self.recipe.arm(name, model, image_size)
+        return self.recipe.arm(name, model, image_size, **settings)
 
     def banner(self, n_images: int | None = None) -> str:
         """The configuration as a few printable lines (see `banner`)."""

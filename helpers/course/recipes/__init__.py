@@ -115,11 +115,12 @@ class Recipe:
     arms: dict[str, Arm] = field(default_factory=dict)
     sizing: str | None = None  # "check" or "demo" when capped (Sizing), None for the preset as it is
 
-    def arm(self, name: str, model: str | None = None, image_size: int | None = None) -> Arm:
-        """The arm called name, optionally with another architecture (its fallback) or input size."""
+    def arm(self, name: str, model: str | None = None, image_size: int | None = None, **settings: Any) -> Arm:
+        """The arm called name, optionally with another architecture (its fallback) or input size, and with any
+        other setting changed by keyword (`Arm.with_settings`: the name then says what changed)."""
         if name not in self.arms:
             raise ValueError(f"{self.notebook} has no arm {name!r}; known: {', '.join(self.arms) or 'none'}")
-        return self.arms[name].using(model, image_size)
+        return self.arms[name].using(model, image_size).with_settings(**settings)
 
     def of_preset(self, preset: str) -> Recipe:
         """The same notebook's recipe under another preset, without overrides or a sizing's caps."""

@@ -46,6 +46,21 @@ class Arm:
         """This arm with another architecture (e.g. its offline fallback) or input size; None keeps the arm's."""
         return dataclasses.replace(self, model=model or self.model, image_size=image_size or self.image_size)
 
+    def with_settings(self, **settings: Any) -> Arm:
+        """This arm with settings changed by keyword, named after them: `arm.with_settings(imbalance='none')` is
+        "<name> (imbalance='none')". A key is a TrainConfig field (epochs, lr, imbalance, label_smoothing,
+        backbone_lr, ...), an Arm field (pretrained, frozen_backbone, ...) or else a model option (dropout, ...)."""
+        if not settings:
+            return self
+        train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+        own_keys = {f.name for f in dataclasses.fields(Arm)} - {"name", "train", "model_kwargs"}
+        train = {k: v for k, v in settings.items() if k in train_keys}
+        own = {k: v for k, v in settings.items() if k in own_keys}
+        options = {k: v for k, v in settings.items() if k not in train and k not in own}
+        label = ", ".join(f"{key}={value!r}" for key, value in settings.items())
+        return dataclasses.replace(self, name=f"{self.name} ({label})", train=dataclasses.replace(self.train, **train),
+                                   model_kwargs={**self.model_kwargs, **options}, **own)
+
     def with_weights(self) -> tuple[Arm, str]:
         """(this arm, where its ImageNet weights are) when they are here or can be downloaded, else (the arm with its
         fallback model, why): what a pretrained arm trains on this machine, and a line saying so."""
