@@ -1,24 +1,18 @@
-"""One recipe arm with and without one training lever: test balanced accuracy, macro AUC and wall time.
+"""One recipe arm as it is and as a linear probe: test balanced accuracy, macro AUC and wall time.
 
-The arm is a notebook's recipe (`NOTEBOOK:NAME`, as `python -m helpers.train --recipe` takes it) under a preset;
-each `--lever NAME[=VALUE]` trains that arm again with that one lever switched on (the baseline is trained once).
-Levers and their values (the default when VALUE is left out):
+The arm is a notebook's recipe (`NOTEBOOK:NAME`, as `python -m helpers.train --recipe` takes it) under a preset,
+trained once as the baseline (`--image-size` changes its input size); each `--lever probe[=SIZE]` adds a run with
+no training loop: a logistic-regression head on cached frozen features of the arm's pretrained backbone, the
+images cached at SIZE px (default: the arm's size).
 
-- `ema=DECAY`: evaluate and keep an exponential moving average of the weights (default `epoch`: a horizon of
-  one epoch, decay = 1 - 1/steps_per_epoch);
-- `progressive=EPOCHSxSCALE,...`: train the first epochs at a smaller input, e.g. `2x0.5,2x0.75` (default: the
-  first third of the epochs at 0.5, the second third at 0.75 of the side);
-- `warmup=EPOCHS`: a linear warm-up of a cosine schedule (default 1); an arm on one-cycle switches to cosine;
-- `layer_decay=DECAY`: per-unit learning-rate decay over the backbone (default 0.8);
-- `mixup=ALPHA` (default 0.2), `cutmix=ALPHA` (default 1.0): mixed batches, loss on soft targets;
-- `probe=SIZE`: no training loop: a logistic-regression head on cached frozen features of the arm's pretrained
-  backbone, the images cached at SIZE px (default: the arm's size).
+The training levers this script once compared (EMA of the weights, progressive resizing, warm-up, per-layer
+learning-rate decay, Mixup and CutMix) were removed from `TrainConfig` after the measurement recorded in
+benchmarks/README.md, "Training levers", which names the commit to check out to rerun them.
 
-`--lever-epochs N` gives the lever's run N epochs (e.g. progressive resizing at the baseline's wall time).
-Real data comes from `--data` or `$HAM10000_DIR`; `--smoke` runs every lever on a small synthetic set in
-seconds, to check the script. The table is printed and written as JSON (`--out`).
+Real data comes from `--data` or `$HAM10000_DIR`; `--smoke` runs on a small synthetic set in seconds, to check
+the script. The table is printed and written as JSON (`--out`).
 
-    HAM10000_DIR=/path/to/ham10000 python benchmarks/levers.py --arm 04_resnet_transfer:finetune --lever ema
+    HAM10000_DIR=/path/to/ham10000 python benchmarks/levers.py --arm 04_resnet_transfer:finetune --lever probe=128
     python benchmarks/levers.py --smoke
 """
 
@@ -48,11 +42,10 @@ from helpers.training.probe import linear_probe
 from helpers.course.recipes import find_arm
 from helpers.course.recipes.arms import Arm
 from helpers.course.train_recipe import BINARY_NOTEBOOKS, FOLDER_ARMS
-from helpers.training.loop import TrainConfig, fit, steps_per_epoch
+from helpers.training.loop import TrainConfig, fit
 
-LEVERS = ("ema", "progressive", "warmup", "layer_decay", "mixup", "cutmix", "probe")
-DEFAULTS = {"ema": "epoch", "progressive": "auto", "warmup": "1", "layer_decay": "0.8", "mixup": "0.2",
-            "cutmix": "1.0", "probe": "arm"}
+LEVERS = ("probe",)
+DEFAULTS = {"probe": "arm"}
 
 
 def parse_lever(text: str) -> tuple[str, str]:
@@ -61,32 +54,6 @@ def parse_lever(text: str) -> tuple[str, str]:
     if name not in LEVERS:
         raise argparse.ArgumentTypeError(f"unknown lever {name!r}; one of {', '.join(LEVERS)}")
     return name, value or DEFAULTS[name]
-
-
-def lever_config(train: TrainConfig, name: str, value: str, steps_per_epoch: int) -> tuple[TrainConfig, str]:
-    """The arm's TrainConfig with the lever on, and a short description of the setting."""
-    if name == "ema":
-        decay = 1 - 1 / max(steps_per_epoch, 2) if value == "epoch" else float(value)
-        return dataclasses.replace(train, ema_decay=decay), f"ema_decay={decay:.4g}"
-    if name == "progressive":
-        phases = default_phases(train.epochs) if value == "auto" else tuple(
-            (int(epochs), float(scale)) for epochs, scale in (part.split("x") for part in value.split(",")))
-        return dataclasses.replace(train, progressive=phases), f"progressive={phases}"
-    if name == "warmup":
-        schedule = "cosine" if train.schedule == "onecycle" else train.schedule
-        note = f"warmup_epochs={float(value):g}" + (" (cosine instead of onecycle)" if schedule != train.schedule else "")
-        return dataclasses.replace(train, schedule=schedule, warmup_epochs=float(value)), note
-    if name == "layer_decay":
-        return dataclasses.replace(train, layer_decay=float(value)), f"layer_decay={float(value):g}"
-    if name == "mixup":
-        return dataclasses.replace(train, mixup_alpha=float(value)), f"mixup_alpha={float(value):g}"
-    return dataclasses.replace(train, cutmix_alpha=float(value)), f"cutmix_alpha={float(value):g}"
-
-
-def default_phases(epochs: int) -> tuple[tuple[int, float], ...]:
-    """The first third of the epochs at half the side, the second third at three quarters (one small epoch at least)."""
-    third = epochs // 3
-    return ((third, 0.5), (third, 0.75)) if third else ((1, 0.5),)
 
 
 def load_data(root: Path, kind: str, arm: Arm, reference: str, size: int, args: argparse.Namespace,
@@ -134,7 +101,7 @@ def probe_run(setting: str, arm: Arm, data: SplitData, args: argparse.Namespace,
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the baseline and each lever; the JSON record of every row (--smoke: in a temporary folder, then removed)."""
+    """Run the baseline and each probe; the JSON record of every row (--smoke: in a temporary folder, then removed)."""
     if not args.smoke:
         return run_levers(args, None)
     with tempfile.TemporaryDirectory(prefix="levers-") as folder:
@@ -142,7 +109,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
-    """The baseline and each lever on the arm's data (the synthetic set made in tmp when given)."""
+    """The baseline and each probe on the arm's data (the synthetic set made in tmp when given)."""
     if tmp is not None:
         root, kind, cache_dir = make_synthetic(tmp / "ham", n_images=args.max_images or 280, image_size=(48, 36),
                                                progress=False), "synthetic", tmp / "cache"
@@ -154,7 +121,7 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
     if args.arm in FOLDER_ARMS:
         raise ValueError(f"{args.arm} trains on melanoma10k folders; choose an arm trained on HAM10000")
     arm, weights = find_arm(args.arm, args.preset, seed=args.seed), ""
-    if not arm.pretrained and any(name == "probe" for name, _ in args.lever or []):
+    if not arm.pretrained and args.lever:
         raise ValueError(f"the probe lever needs a pretrained arm; {args.arm} trains {arm.model} from scratch")
     if arm.pretrained:
         arm, weights = arm.with_weights()
@@ -162,15 +129,10 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
                               train=dataclasses.replace(arm.train, epochs=args.epochs or arm.train.epochs))
     data = load_data(root, kind, arm, args.arm, arm.image_size, args, cache_dir)
     rows = [] if args.no_baseline else [train_run("baseline", "the recipe as it is", arm, arm.train, data, args)]
-    for name, value in args.lever or []:
-        if name == "probe":
-            size = arm.image_size if value == "arm" else int(value)
-            probe_data = data if size == arm.image_size else load_data(root, kind, arm, args.arm, size, args, cache_dir)
-            rows.append(probe_run(f"input {size} px", arm, probe_data, args, cache_dir))
-            continue
-        train = dataclasses.replace(arm.train, epochs=args.lever_epochs or arm.train.epochs)
-        config, setting = lever_config(train, name, value, steps_per_epoch(len(data.train), train))
-        rows.append(train_run(name, setting, arm, config, data, args))
+    for _, value in args.lever or []:
+        size = arm.image_size if value == "arm" else int(value)
+        probe_data = data if size == arm.image_size else load_data(root, kind, arm, args.arm, size, args, cache_dir)
+        rows.append(probe_run(f"input {size} px", arm, probe_data, args, cache_dir))
     return {"arm": args.arm, "preset": args.preset, "model": arm.model, "weights": weights.splitlines()[-1] if weights else "",
             "data": kind, "n_images": int(len(data.index)), "n_train": len(data.train), "n_test": len(data.test),
             "seed": args.seed, "hardware": hardware_description(), "device": str(default_device()),
@@ -190,17 +152,16 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arm", default="04_resnet_transfer:finetune", help="NOTEBOOK:NAME (default: %(default)s)")
     p.add_argument("--preset", default=None, help="the recipe's preset (default: cpu; smoke with --smoke)")
-    p.add_argument("--lever", action="append", type=parse_lever, metavar="NAME[=VALUE]",
-                   help=f"a lever to compare with the baseline, repeatable; one of {', '.join(LEVERS)}")
+    p.add_argument("--lever", action="append", type=parse_lever, metavar="probe[=SIZE]",
+                   help="probe[=SIZE]: a linear probe on cached features to compare with the baseline, repeatable")
     p.add_argument("--data", type=Path, help="HAM10000-layout folder (default: $HAM10000_DIR)")
-    p.add_argument("--epochs", type=cli.positive_int, help="override the arm's epochs (baseline and lever)")
-    p.add_argument("--lever-epochs", type=cli.positive_int, help="the lever runs' epochs (default: the baseline's)")
+    p.add_argument("--epochs", type=cli.positive_int, help="override the arm's epochs")
     p.add_argument("--image-size", type=cli.positive_int, help="override the arm's input size")
     p.add_argument("--max-images", type=cli.positive_int, help="use a lesion-grouped subset of this many images")
     p.add_argument("--seed", type=cli.non_negative_int, default=0)
     p.add_argument("--n-boot", type=cli.positive_int, default=200, help="bootstrap resamples for the intervals")
-    p.add_argument("--no-baseline", action="store_true", help="train only the lever runs")
-    p.add_argument("--smoke", action="store_true", help="every lever on a small synthetic set, in seconds")
+    p.add_argument("--no-baseline", action="store_true", help="run only the probes")
+    p.add_argument("--smoke", action="store_true", help="the baseline and a probe on a small synthetic set, in seconds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", type=Path, help="JSON file (default: models/levers/<arm>-<levers>.json)")
     cli.add_debug_argument(p)

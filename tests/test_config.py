@@ -18,12 +18,12 @@ def _no_preset_or_check(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_setup_applies_parameters_to_the_arms_they_concern_and_prints_each_arm(synthetic_dir: Path,
                                                                               capsys: pytest.CaptureFixture) -> None:
-    config = setup("03_custom_cnn", "cpu", data_dir=str(synthetic_dir), seed=3, seed_epochs=2, epochs=7)
+    config = setup("03_custom_cnn", "cpu", data_dir=str(synthetic_dir), seed=3, reference_epochs=2, epochs=7)
     printed = capsys.readouterr().out
     reference, improved = config.arm("reference"), config.arm("improved")
     assert (reference.train.epochs, reference.train.batch_size, reference.image_size) == (2, 16, 128)
     assert (improved.train.epochs, improved.train.batch_size, improved.train.seed) == (7, 64, 3)
-    assert config.arm("reference_no_dropout").train.epochs == 5  # its own setting, untouched by seed_epochs and epochs
+    assert config.arm("reference_no_dropout").train.epochs == 5  # its own setting, untouched by reference_epochs and epochs
     assert "reference: reference_cnn | 128px | epochs 2 | batch 16" in printed
     assert "improved: improved_cnn | 64px | epochs 7 | batch 64" in printed
     assert "batch 64 |" not in printed.split("reference:")[1].split("\n")[0]  # the reference arm's own batch, not 64

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from helpers.course.recipes import (CHECK_ENV, CHECK_EPOCHS, NOTEBOOKS, RECIPES, RENAMED_SETTINGS, Arm, find_arm, list_arms,
+from helpers.course.recipes import (CHECK_ENV, CHECK_EPOCHS, NOTEBOOKS, RECIPES, Arm, find_arm, list_arms,
                              preset_models, recipe, resolve_recipe)
 from helpers.course.recipes.scaling_study import FIXED_RECIPE
 from helpers.training.loop import TrainConfig
@@ -100,17 +100,11 @@ def test_the_fixed_grid_recipe_hashes_as_before() -> None:
     assert digest == EXPECTED_FIXED_DIGEST
 
 
-def test_recipes_accept_the_earlier_names_of_renamed_settings() -> None:
-    for notebook, presets in RECIPES.items():
-        assert not set(RENAMED_SETTINGS) & set(presets["cpu"]), f"{notebook} still uses an earlier name"
-    # an earlier name still works: seed_epochs sets reference_epochs, and errors name it as passed
-    assert recipe("03_custom_cnn", "cpu", seed_epochs=2)["reference_epochs"] == 2
+def test_recipe_overrides_take_the_settings_names_and_refuse_others() -> None:
+    assert recipe("03_custom_cnn", "cpu", reference_epochs=2)["reference_epochs"] == 2
     default = RECIPES["05_efficientnet_binary"]["cpu"]["reference_epochs"]
-    assert recipe("05_efficientnet_binary", "cpu", seed_epochs=None)["reference_epochs"] == default
-    assert "seed_epochs" not in recipe("03_custom_cnn", "cpu", seed_epochs=2)
-    with pytest.raises(ValueError, match="parameter seed_image_size must be a whole number"):
-        recipe("03_custom_cnn", "cpu", seed_image_size=0)
-    with pytest.raises(ValueError, match="both its name and its earlier name"):
-        recipe("03_custom_cnn", "cpu", seed_epochs=2, reference_epochs=3)
-    with pytest.raises(ValueError, match="unknown parameter.*seed_image_size"):
-        recipe("05_efficientnet_binary", "cpu", seed_image_size=64)
+    assert recipe("05_efficientnet_binary", "cpu", reference_epochs=None)["reference_epochs"] == default
+    with pytest.raises(ValueError, match="^03_custom_cnn parameter reference_image_size must be a whole number"):
+        recipe("03_custom_cnn", "cpu", reference_image_size=0)
+    with pytest.raises(ValueError, match=r"^unknown parameter\(s\) seed_epochs for 03_custom_cnn; known: .*reference_epochs"):
+        recipe("03_custom_cnn", "cpu", seed_epochs=2)  # the settings' names before the reference_* rename

@@ -191,7 +191,7 @@ AUGMENT = {"brightness=-0.1": "brightness must be a number >= 0 and <= 1; got -0
 for call, message in AUGMENT.items():
     case(f"augment_{call}", f"`AugmentConfig({call})`", f"AugmentConfig({call})", "ValueError", f"AugmentConfig.{message}")
 RECIPE = {"epochs=-3": ("03_custom_cnn", "epochs must be a whole number >= 1; got -3"),
-          "seed_epochs=2.5": ("03_custom_cnn", "seed_epochs must be a whole number >= 1; got 2.5"),
+          "reference_epochs=2.5": ("03_custom_cnn", "reference_epochs must be a whole number >= 1; got 2.5"),
           "image_size=0": ("04_resnet_transfer", "image_size must be a whole number >= 1; got 0"),
           "lr=-0.002": ("05_efficientnet_binary", "lr must be a number >= 0; got -0.002"),
           "resume='yes'": ("06_scaling_study", "resume must be True or False; got 'yes'"),

@@ -147,9 +147,9 @@ def setup(notebook: str, preset: str = "auto", data_dir: str | None = None, seed
     """A notebook's one Config: its parameters (None: the recipe's) -> preset -> recipe; prints the banner and the
     estimated time on this machine (`Config.estimate`, a warning above budget_minutes) when show.
 
-    parameters override the recipe's settings of the same name (earlier names too, e.g. seed_epochs) and so the
-    arms built from them; record holds other parameters (paths, switches), saved as given. The config's
-    image size, epochs and batch size are the recipe's where it sets them, else the preset's.
+    parameters override the recipe's settings of the same name and so the arms built from them; record holds
+    other parameters (paths, switches), saved as given. The config's image size, epochs and batch size are the
+    recipe's where it sets them, else the preset's.
     """
     config = resolve_config(preset, data_dir=data_dir, seed=seed)
     if notebook in NOTEBOOKS:

@@ -2,7 +2,6 @@
 
 Every transform draws one random setting per image, so a batch of 256 costs a handful of kernel
 launches instead of 256 PIL calls. Input and output are float tensors (N, 3, H, W) in [0, 1].
-`mix_batch` (Mixup, CutMix) also mixes the labels, into soft targets: `fit` calls it when TrainConfig asks for it.
 """
 
 from __future__ import annotations
@@ -127,56 +126,3 @@ def preview(image: torch.Tensor, config: AugmentConfig, n: int = 8, seed: int = 
     out = augment_batch(batch, config, generator)
     return out.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
-
-# ---------------------------------------------------------------- mixing images and labels: Mixup and CutMix
-
-
-def beta_quantile(alpha: float, u: float) -> float:
-    """The u-quantile of Beta(alpha, alpha): a Beta draw from a uniform one, so that a seeded torch generator drives it."""
-    from scipy.special import betaincinv
-
-    return float(betaincinv(alpha, alpha, u))
-
-
-def soft_targets(labels: torch.Tensor, partner: torch.Tensor, lam: float, num_classes: int) -> torch.Tensor:
-    """Targets (N, C) that put lam on each image's label and 1 - lam on its partner's; every row sums to 1."""
-    own = F.one_hot(labels, num_classes).float()
-    return own.mul_(lam).add_(F.one_hot(partner, num_classes).float(), alpha=1 - lam)
-
-
-def cutmix_box(height: int, width: int, lam: float, centre: tuple[float, float]) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of a box of about 1 - lam of the image, centred at centre (fractions), clipped."""
-    ratio = math.sqrt(1 - lam)
-    cut_h, cut_w = int(height * ratio), int(width * ratio)
-    cy, cx = int(centre[0] * height), int(centre[1] * width)
-    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, height)
-    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, width)
-    return top, bottom, left, right
-
-
-def mix_batch(x: torch.Tensor, labels: torch.Tensor, num_classes: int, mixup_alpha: float, cutmix_alpha: float,
-              prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup or CutMix of a batch with a shuffled copy of itself: the images and their soft targets (N, C).
-
-    With probability prob the batch is mixed (one lam ~ Beta(alpha, alpha) for the whole batch, as timm does;
-    Mixup or CutMix with even odds when both alphas are set), else its targets are one-hot. CutMix's lam is
-    the share of the image left unpasted once the box is clipped. generator is a CPU generator: every draw
-    is made on the host, so mixing never waits on the GPU; the draws are the same whether or not the batch is mixed.
-    """
-    if not (mixup_alpha or cutmix_alpha):
-        raise ValueError("mix_batch needs mixup_alpha > 0 or cutmix_alpha > 0")
-    n, (height, width) = len(labels), x.shape[-2:]
-    apply, pick_cutmix, u, cy, cx = torch.rand(5, generator=generator).tolist()
-    partner_index = torch.randperm(n, generator=generator).to(labels.device)
-    partner = labels[partner_index]
-    use_cutmix = cutmix_alpha > 0 and (mixup_alpha == 0 or pick_cutmix < 0.5)
-    if apply >= prob:
-        return x, soft_targets(labels, partner, 1.0, num_classes)
-    if use_cutmix:
-        top, bottom, left, right = cutmix_box(height, width, beta_quantile(cutmix_alpha, u), (cy, cx))
-        mixed = x.clone()
-        mixed[:, :, top:bottom, left:right] = x[partner_index.to(x.device), :, top:bottom, left:right]
-        lam = 1 - (bottom - top) * (right - left) / (height * width)
-        return mixed, soft_targets(labels, partner, lam, num_classes)
-    lam = beta_quantile(mixup_alpha, u)
-    return torch.lerp(x[partner_index.to(x.device)], x, lam), soft_targets(labels, partner, lam, num_classes)

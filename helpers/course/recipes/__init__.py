@@ -47,11 +47,9 @@ NOTEBOOKS: dict[str, NotebookRecipes] = {module.NOTEBOOK: module.RECIPES for mod
 # Each notebook's settings per preset, as plain dictionaries (what `recipe` starts from).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {name: {preset: dict(values) for preset, values in spec.settings.items()}
                                                  for name, spec in NOTEBOOKS.items()}
-# Earlier names of settings, still accepted as overrides (the notebooks' parameters cells keep them).
-RENAMED_SETTINGS: dict[str, str] = {"seed_epochs": "reference_epochs", "seed_image_size": "reference_image_size"}
 
 __all__ = ["Arm", "CHECK", "CHECK_ENV", "CHECK_EPOCHS", "CHECK_MAX_IMAGES", "DEMO", "DEMO_EPOCHS", "DEMO_MAX_IMAGES",
-           "NOTEBOOKS", "RECIPES", "RENAMED_SETTINGS", "Recipe", "Sizing", "capped_settings", "check_mode",
+           "NOTEBOOKS", "RECIPES", "Recipe", "Sizing", "capped_settings", "check_mode",
            "check_override", "check_settings", "find_arm", "list_arms", "preset_models", "recipe", "resolve_recipe",
            "sizing_for"]
 
@@ -140,7 +138,6 @@ def _spec(notebook: str) -> NotebookRecipes:
 def recipe(notebook: str, preset: str, **overrides: Any) -> dict[str, Any]:
     """The settings of notebook under preset, with non-None overrides (the notebook's parameters) applied.
 
-    An override may use a setting's earlier name (RENAMED_SETTINGS, e.g. seed_epochs for reference_epochs).
     In a check run the settings are capped (check_settings).
     """
     settings = _overridden(notebook, preset, overrides)
@@ -152,16 +149,13 @@ def _overridden(notebook: str, preset: str, overrides: Mapping[str, Any]) -> dic
     if preset not in presets:
         raise ValueError(f"notebook {notebook} has no {preset!r} preset; known: {', '.join(presets)}")
     settings = dict(presets[preset])
-    current = {key: RENAMED_SETTINGS.get(key, key) for key in overrides}  # the name as passed -> today's name
-    unknown = sorted(key for key, name in current.items() if name not in settings)
+    unknown = sorted(key for key in overrides if key not in settings)
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {notebook}; known: {', '.join(settings)}")
     given = {key: value for key, value in overrides.items() if value is not None}
-    if len({current[key] for key in given}) < len(given):
-        raise ValueError(f"{notebook}: a setting is given under both its name and its earlier name: {', '.join(given)}")
-    for key, value in given.items():  # errors name the parameter as passed
-        check_override(f"{notebook} parameter {key}", value, settings[current[key]])
-    settings.update({current[key]: value for key, value in given.items()})
+    for key, value in given.items():
+        check_override(f"{notebook} parameter {key}", value, settings[key])
+    settings.update(given)
     return settings
 
 
