@@ -256,16 +256,6 @@ def test_checkpoint_round_trip_through_the_spec(tmp_path: Path) -> None:
         models.model_spec(nn.Linear(2, 2))
 
 
-def test_the_earlier_name_seed_cnn_still_builds_the_reference_cnn() -> None:
-    model = create_model("seed_cnn", 7, image_size=32)
-    assert isinstance(model, models.ReferenceCNN) and models.model_spec(model)["name"] == "reference_cnn"
-    assert "seed_cnn" not in models.model_names()
-    assert models.gradcam_layer(model, "seed_cnn") is models.gradcam_layer(model)
-    assert models.normalization("seed_cnn", pretrained=False) == models.normalization("reference_cnn", pretrained=False)
-    rebuilt = models.model_from_spec({"name": "seed_cnn", "num_classes": 7, "kwargs": {"image_size": 32}})
-    assert isinstance(rebuilt, models.ReferenceCNN) and models.model_spec(rebuilt)["name"] == "reference_cnn"
-
-
 def test_local_vit_weights_load_at_another_size(tmp_path: Path) -> None:
     source = create_model("vit_tiny", 1000, image_size=224)
     path = tmp_path / "vit.pth"

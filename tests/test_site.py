@@ -326,8 +326,8 @@ def test_site_command_rebuilds_without_running_anything(out: Path, monkeypatch: 
     for name in NAMES[:3]:
         nbformat.write(nbformat.v4.new_notebook(), str(root / "notebooks" / f"{name}.ipynb"))
     (root / "README.md").write_text(README, encoding="utf-8")
-    monkeypatch.setattr(reports_module, "project_root", lambda: root)
-    monkeypatch.setattr(reports_module, "run_series", lambda *a, **k: pytest.fail("--site ran notebooks"))
+    monkeypatch.setattr("helpers.reports.project_root", lambda: root)  # the command resolves the root
+    monkeypatch.setattr("helpers.reports.run_series", lambda *a, **k: pytest.fail("--site ran notebooks"))
     assert reports_main(["--site"]) == 0
     assert NAV_START in (out / "02_model.html").read_text() and "goal-met" in (out / "index.html").read_text()
 

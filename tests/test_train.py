@@ -116,18 +116,6 @@ def test_checkpoint_loads_with_weights_only(trained: tuple, tmp_path: Path) -> N
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_checkpoint_of_the_earlier_code_with_seed_cnn_loads(trained: tuple, data: SplitData, tmp_path: Path) -> None:
-    model, _ = trained
-    payload = torch.load(save_checkpoint(model, tmp_path / "m.pt"), weights_only=True)
-    assert set(payload["arch"]) == {"name", "num_classes", "kwargs", "pretrained"}  # the keys the earlier code wrote
-    old = tmp_path / "old.pt"
-    torch.save({**payload, "arch": {**payload["arch"], "name": "seed_cnn"}}, old)  # as written before the rename
-    reloaded, _ = load_checkpoint(old)
-    np.testing.assert_allclose(predict(reloaded, data.test.images), predict(model.eval(), data.test.images), atol=1e-6)
-    resaved = torch.load(save_checkpoint(reloaded, tmp_path / "again.pt"), weights_only=True)
-    assert resaved["arch"] == {**payload["arch"], "name": "reference_cnn"}
-
-
 def test_early_stopping_stops(data: SplitData) -> None:
     model = build_classifier("reference_cnn", data.classes, 32)
     config = TrainConfig(epochs=30, batch_size=32, lr=0.0, patience=2, monitor="val_loss", progress=False)
@@ -182,7 +170,9 @@ def test_predict_cli_reports_corrupt_images(trained: tuple, tmp_path: Path, synt
     for path in sorted((synthetic_dir / "images").glob("*.jpg"))[:3]:
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "broken.jpg").write_bytes(b"not an image")
-    Image.new("RGBA", (40, 30), (200, 100, 50, 255)).save(folder / "rgba.png")
+    noisy = np.random.default_rng(0).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    noisy[..., 3] = 255
+    Image.fromarray(noisy, "RGBA").save(folder / "rgba.png")  # varied pixels: a uniform one is flagged, not clean
     out = tmp_path / "preds.csv"
     assert predict_main(["--checkpoint", str(result.checkpoint), "--images", str(folder), "--out", str(out), "--tta"]) == 3
     table = pd.read_csv(out)

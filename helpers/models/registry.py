@@ -3,8 +3,7 @@
 Names (see `model_names()`):
 
 - ``reference_cnn`` and ``improved_cnn``: the course's own CNNs (`helpers.models.cnn`); only reference_cnn
-  depends on ``image_size``. The earlier name ``seed_cnn`` is still accepted for reference_cnn, so that older
-  checkpoints and result files load.
+  depends on ``image_size``.
 - torchvision: ``resnet18/34/50/101/152``, ``alexnet`` (input >= 63 px), ``vit_b_16``, ``efficientnet_b0``.
 - timm: ``mixer_b16_224`` (Mixer-B/16), ``mixer_small`` (Mixer-S/16, no published weights) and ``vit_tiny``
   (ViT-Ti/16); ViTs and Mixers are built for one `image_size` (a multiple of 16, default 224).
@@ -41,7 +40,6 @@ from .weights import (PRETRAINED, lite0_file, read_state_dict, timm_cfg, timm_pr
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 HALF: tuple[float, float, float] = (0.5, 0.5, 0.5)
-MODEL_ALIASES: dict[str, str] = {"seed_cnn": "reference_cnn"}  # earlier names, still accepted
 
 _SPEC_ATTRIBUTE = "model_spec"
 
@@ -187,13 +185,7 @@ def model_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def canonical_name(name: str) -> str:
-    """The registry's name for model `name` (an earlier name such as 'seed_cnn' gives today's)."""
-    return MODEL_ALIASES.get(name, name)
-
-
 def _entry(name: str) -> _Entry:
-    name = canonical_name(name)
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -205,7 +197,6 @@ def create_model(name: str, num_classes: int, pretrained: bool | str | Path = Fa
     `kwargs` go to the builder (``image_size``, ``dropout``, timm's ``drop_rate`` ...) and are
     recorded, with `name`, `num_classes` and `pretrained`, in `model_spec(model)`.
     """
-    name = canonical_name(name)
     entry = _entry(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -230,7 +221,7 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 def model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     """Rebuild the architecture described by `model_spec` output, with fresh weights (no download); it keeps spec."""
     model = create_model(spec["name"], spec["num_classes"], pretrained=False, **dict(spec.get("kwargs", {})))
-    setattr(model, _SPEC_ATTRIBUTE, {**copy.deepcopy(dict(spec)), "name": canonical_name(spec["name"])})
+    setattr(model, _SPEC_ATTRIBUTE, copy.deepcopy(dict(spec)))
     return model
 
 
@@ -367,7 +358,7 @@ def normalization(name: str, pretrained: bool) -> tuple[tuple[float, float, floa
     model without published weights (reference_cnn, improved_cnn, mixer_small) also use ImageNet's.
     """
     _entry(name)  # ValueError for an unknown name
-    source = PRETRAINED.get(canonical_name(name))
+    source = PRETRAINED.get(name)
     if not pretrained or source is None or source.library == "torchvision":
         return IMAGENET_MEAN, IMAGENET_STD
     if source.library == "timm":
