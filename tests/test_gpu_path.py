@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.course.config import CHECK_ENV, CHECK_MAX_IMAGES, banner, resolve_config
+from helpers.course.config import banner, resolve_config
+from helpers.course.recipes import CHECK_ENV, CHECK_MAX_IMAGES
 from helpers.data.tensors import ImageData
 from helpers.training.inference import evaluate
 from helpers.models import build_classifier

@@ -19,7 +19,7 @@ import torch
 from ..data.source import DataSource, describe, resolve_data_source
 from ..core.machine import hardware_description
 from ..core.precision import describe_amp
-from .recipes import CHECK_ENV, CHECK_MAX_IMAGES, NOTEBOOKS, Arm, Recipe, Sizing, resolve_recipe, sizing_for
+from .recipes import NOTEBOOKS, Arm, Recipe, Sizing, resolve_recipe, sizing_for
 from ..core.validate import check_int, check_number
 
 PRESET_ENV = "SKIN_LESION_PRESET"

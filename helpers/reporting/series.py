@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..course.config import CHECK_ENV, CHECK_MAX_IMAGES, resolve_preset
+from ..course.config import resolve_preset
+from ..course.recipes import CHECK_ENV, CHECK_MAX_IMAGES
 from ..course.cost.series import CALIBRATION_ENV
 from ..data.source import MODELS_ENV, display_path, project_root, resolve_data_source
 from ..core.io import atomic_open, write_json
