@@ -8,7 +8,7 @@ name and renamed on success: a failed notebook keeps its last good report and sh
 Metrics that break the JSON contract (helpers.reporting.results.validate_metrics) fail the run the same way.
 After a run the site is rebuilt (helpers.reporting.site: each report's header and contents, index.html;
 `python -m helpers.reports --site` does only that, running nothing), and after a real-data run the
-README's results table is regenerated (`python -m helpers.reports --readme` does only that).
+results table of docs/results.md is regenerated (`python -m helpers.reports --results-table` does only that).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import sys
 
 from .core.cli import add_debug_argument, positive_int, run
 from .data.source import project_root
-from .reporting.series import notebooks_in, report_dir, run_series, site, update_readme
+from .reporting.results import RESULTS_PAGE
+from .reporting.series import notebooks_in, report_dir, run_series, site, update_results_table
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: python -m helpers.reports [--preset P] [--only 01 02] [--timeout S] | --readme | --site."""
+    """Command line: python -m helpers.reports [--preset P] [--only 01 02] [--timeout S] | --results-table | --site."""
     return run(_main, argv)
 
 
@@ -34,16 +35,17 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--check", action="store_true",
                         help="prove the preset's code path (models, input sizes, batch sizes, schedules, grid) on a few "
                              "dozen images, 2 epochs per training; output under reports/check/ only")
-    parser.add_argument("--readme", action="store_true",
-                        help="only regenerate README.md's results table from reports/metrics/*.json (runs no notebook)")
+    parser.add_argument("--results-table", action="store_true",
+                        help="only regenerate the results table of docs/results.md from reports/metrics/*.json "
+                             "(runs no notebook)")
     parser.add_argument("--site", action="store_true",
                         help="only rebuild the reports' headers, contents and index.html from what reports/ holds "
                              "(runs no notebook; with --check: reports/check/)")
     add_debug_argument(parser)
     args = parser.parse_args(argv)
-    if args.readme:
+    if args.results_table:
         root = project_root()
-        return 0 if update_readme(root / "README.md", report_dir(False, root)) else 1
+        return 0 if update_results_table(root / RESULTS_PAGE, report_dir(False, root)) else 1
     if args.site:
         root = project_root()
         site(report_dir(False, root, args.check), [nb.stem for nb in notebooks_in(root / "notebooks")],

@@ -1,10 +1,10 @@
 """Broken inputs, tried as a new user would: each is refused with one line naming the culprit, and no earlier file is lost.
 
 Every test checks one `Case` of CASES: its outcome (exit status or exception) and its message, which
-the README's "Reliability" table lists. The last test renders the table from CASES and compares it
-with the README; to regenerate it after changing a case:
+the table of docs/reliability.md lists. The last test renders the table from CASES and compares it
+with that page; to regenerate it after changing a case:
 
-    RELIABILITY_UPDATE=1 .venv/bin/python -m pytest tests/test_reliability.py -k readme -p no:cacheprovider
+    RELIABILITY_UPDATE=1 .venv/bin/python -m pytest tests/test_reliability.py -k reliability_table -p no:cacheprovider
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from helpers.training.loop import TrainConfig
 from helpers.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "reliability.md"  # the page whose table lists CASES
 START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
 UPDATE_ENV = "RELIABILITY_UPDATE"
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -67,7 +67,7 @@ CASES: dict[str, Case] = {}
 
 
 def case(key: str, bad_input: str, tried: str, outcome: str, message: str) -> Case:
-    """Register a case for the README table and return it."""
+    """Register a case for the reliability table (docs/reliability.md) and return it."""
     CASES[key] = Case(bad_input, tried, outcome, message)
     return CASES[key]
 
@@ -646,11 +646,11 @@ def test_unexpected_errors_and_interrupts_end_in_one_line(capsys: pytest.Capture
         cli.run(fails, ["--debug"])
 
 
-# ---------------------------------------------------------------- the README table
+# ---------------------------------------------------------------- the table of docs/reliability.md
 
 
 def render_table() -> str:
-    """The README's reliability table, one row per case."""
+    """The reliability table of docs/reliability.md, one row per case."""
     lines = ["| bad input | tried with | outcome | message (`DIR`: the folder of the test) |", "|---|---|---|---|"]
     for item in CASES.values():
         message = item.message.format(dir="DIR").replace("|", "\\|")
@@ -659,16 +659,16 @@ def render_table() -> str:
 
 
 def test_readme_reliability_table_lists_every_case() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert START in text and END in text, f"README.md lacks the {START} … {END} block"
+    text = PAGE.read_text(encoding="utf-8")
+    assert START in text and END in text, f"{PAGE.name} lacks the {START} … {END} block"
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     block = f"{START}\n{render_table()}\n{END}"
     if os.environ.get(UPDATE_ENV):
-        with atomic_open(README, "w", encoding="utf-8") as handle:
+        with atomic_open(PAGE, "w", encoding="utf-8") as handle:
             handle.write(head + block + tail)
         return
-    assert START + rest.split(END, 1)[0] + END == block, f"the README table is out of date: rerun with {UPDATE_ENV}=1"
+    assert START + rest.split(END, 1)[0] + END == block, f"the table of docs/{PAGE.name} is out of date: rerun with {UPDATE_ENV}=1"
 
 
 # ---------------------------------------------------------------- evaluate and train --recipe

@@ -1,5 +1,5 @@
 """The report runner: papermill execution, HTML without the injected cell, metrics (refused when they break the
-contract), index, README results table, failure handling."""
+contract), index, the results table of docs/results.md, failure handling."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from helpers.data import source as source_module
 from helpers.reporting.series import run_series, to_html, without_machine_paths
 from helpers.reporting.site import series_time
-from helpers.reporting.results import RESULTS_END, RESULTS_START
+from helpers.reporting.results import RESULTS_END, RESULTS_PAGE, RESULTS_START
 
 
 def write_notebook(path: Path, body: str) -> None:
@@ -37,7 +37,7 @@ def saving(metrics: dict, extra: str = "") -> str:
 
 
 GOOD = saving({"models": {"cnn": MODEL}})
-README = f"# Course\n\n## Results\n\n{RESULTS_START}\n{RESULTS_END}\n"
+RESULTS = f"# Results\n\n{RESULTS_START}\n{RESULTS_END}\n"
 
 
 @pytest.fixture
@@ -45,7 +45,8 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "notebooks").mkdir()
     write_notebook(tmp_path / "notebooks" / "01_good.ipynb", GOOD)
     write_notebook(tmp_path / "notebooks" / "02_bad.ipynb", "raise RuntimeError('boom in notebook two')")
-    (tmp_path / "README.md").write_text(README)
+    (tmp_path / RESULTS_PAGE).parent.mkdir()
+    (tmp_path / RESULTS_PAGE).write_text(RESULTS)
     return tmp_path
 
 
@@ -60,9 +61,9 @@ def test_series_writes_reports_and_keeps_last_good_one(project: Path, synthetic_
     index = (reports / "index.html").read_text()
     assert 'class="failed"' in index and "boom in notebook two" in index
     assert "cnn: balanced accuracy 0.700 (95% CI 0.650–0.750), accuracy 0.800, macro AUC 0.900, n_test 40" in index
-    readme = (project / "README.md").read_text()
-    assert ("| [01_good](reports/01_good.html) | cnn | smoke | ham10000 | lesion_disjoint | CPU test | 40 "
-            "| 0.800 | 0.700 (0.650–0.750) | 0.900 |") in readme
+    results = (project / RESULTS_PAGE).read_text()
+    assert ("| [01_good](../reports/01_good.html) | cnn | smoke | ham10000 | lesion_disjoint | CPU test | 40 "
+            "| 0.800 | 0.700 (0.650–0.750) | 0.900 |") in results
 
     write_notebook(project / "notebooks" / "01_good.ipynb", "raise ValueError('now broken')")
     assert run_series(preset="smoke", root=project) == 2
@@ -83,7 +84,7 @@ def test_synthetic_runs_go_to_demo(project: Path, tmp_path: Path, monkeypatch: p
     assert (project / "reports" / "demo" / "01_good.html").exists()
     assert not (project / "reports" / "01_good.html").exists()
     assert "SYNTHETIC DEMO DATA" in (project / "reports" / "demo" / "index.html").read_text()
-    assert (project / "README.md").read_text() == README  # demo runs never reach the README
+    assert (project / RESULTS_PAGE).read_text() == RESULTS  # demo runs never reach the results table
 
 
 def test_metrics_that_break_the_contract_are_refused(project: Path, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The metrics JSON contract: committed reports follow it, the README agrees with them, the validator catches breaks."""
+"""The metrics JSON contract: committed reports follow it, docs/results.md agrees with them, the validator catches breaks."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from helpers.data.labels import BINARY_CLASSES, DX_CLASSES
 from helpers.evaluation.metrics import metrics_summary
 from helpers.reporting.series import metrics_header
 from helpers.reporting.results import (
-    README_COMMAND, RESULTS_END, RESULTS_START, replace_results, results_markdown, validate_metrics,
-    write_readme_results,
+    RESULTS_COMMAND, RESULTS_END, RESULTS_PAGE, RESULTS_START, replace_results, results_markdown, validate_metrics,
+    write_results_table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,11 +51,16 @@ def test_committed_metrics_follow_the_contract(path: Path) -> None:
     assert metrics["data_source"] != "synthetic", "reports/metrics/ holds real-data runs only"
 
 
-def test_readme_results_agree_with_the_metrics_files() -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert RESULTS_START in text and RESULTS_END in text, "README.md lost its results markers"
-    expected = replace_results(text, results_markdown(REPORTS, ROOT))
-    assert text == expected, f"README.md's results table is stale: run `{README_COMMAND}`"
+def test_docs_results_table_agrees_with_the_metrics_files() -> None:
+    page = ROOT / RESULTS_PAGE
+    text = page.read_text(encoding="utf-8")
+    assert RESULTS_START in text and RESULTS_END in text, f"{RESULTS_PAGE} lost its results markers"
+    expected = replace_results(text, results_markdown(REPORTS, page.parent))
+    assert text == expected, f"{RESULTS_PAGE}'s results table is stale: run `{RESULTS_COMMAND}`"
+
+
+def test_readme_links_the_results_page() -> None:
+    assert f"]({RESULTS_PAGE.as_posix()})" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_valid_metrics_pass(valid: dict[str, Any]) -> None:
@@ -134,24 +139,24 @@ def write_metrics(reports: Path, metrics: dict[str, Any]) -> None:
     (reports / "metrics" / f"{metrics['notebook']}.json").write_text(json.dumps(metrics), encoding="utf-8")
 
 
-README = f"# Course\n\n## Results\n\nProse stays.\n\n{RESULTS_START}\nold table\n{RESULTS_END}\n\n## Speed\n\nfast\n"
+PAGE = f"# Course\n\n## Results\n\nProse stays.\n\n{RESULTS_START}\nold table\n{RESULTS_END}\n\n## Speed\n\nfast\n"
 
 
-def test_write_readme_results(tmp_path: Path) -> None:
-    readme, reports = tmp_path / "README.md", tmp_path / "reports"
-    readme.write_text(README, encoding="utf-8")
+def test_write_results_table(tmp_path: Path) -> None:
+    page, reports = tmp_path / "results.md", tmp_path / "reports"
+    page.write_text(PAGE, encoding="utf-8")
     write_metrics(reports, {**valid_metrics("01_eda"), "models": {}})
-    assert write_readme_results(readme, reports)
-    text = readme.read_text(encoding="utf-8")
+    assert write_results_table(page, reports)
+    text = page.read_text(encoding="utf-8")
     assert "old table" not in text and "No model results yet" in text and "`01_eda`" in text
     assert text.startswith("# Course\n\n## Results\n\nProse stays.\n\n") and text.endswith(f"{RESULTS_END}\n\n## Speed\n\nfast\n")
-    assert f"`{README_COMMAND}` from `reports/metrics/*.json`" in text and "`reports/demo` is never used" in text
+    assert f"`{RESULTS_COMMAND}` from [`reports/metrics/*.json`](reports/metrics)" in text and "`reports/demo` is never used" in text
 
     metrics = valid_metrics()
     write_metrics(reports, metrics)
-    assert write_readme_results(readme, reports)
-    assert not write_readme_results(readme, reports)  # up to date: unchanged
-    table = readme.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
+    assert write_results_table(page, reports)
+    assert not write_results_table(page, reports)  # up to date: unchanged
+    table = page.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
     rows = [line for line in table.splitlines() if line.startswith("| [")]
     assert len(rows) == 2 and "No model results" not in table
     seed, binary = metrics["models"]["seed_cnn"], metrics["models"]["binary_cnn"]
@@ -165,23 +170,23 @@ def test_write_readme_results(tmp_path: Path) -> None:
     decided = {"tau": 0.8, "accuracy": 0.61, "balanced_accuracy": 0.55, "per_class_recall": {"nv": 0.6},
                "ci95": {"balanced_accuracy": [0.5, 0.6]}}
     write_metrics(reports, {**metrics, "models": {**metrics["models"], "seed_cnn": {**seed, "balanced_decision": decided}}})
-    assert write_readme_results(readme, reports)
-    table = readme.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
+    assert write_results_table(page, reports)
+    table = page.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
     assert "| 0.610, 0.550 (0.500–0.600) |" in [line for line in table.splitlines() if "seed_cnn" in line][0]
 
     write_metrics(reports, {**metrics, "model_splits": {"binary_cnn": "official test folder"}})
-    assert write_readme_results(readme, reports)
-    table = readme.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
+    assert write_results_table(page, reports)
+    table = page.read_text(encoding="utf-8").split(RESULTS_START)[1].split(RESULTS_END)[0]
     rows = [line for line in table.splitlines() if line.startswith("| [")]
     assert "| ham10000 | lesion_disjoint |" in rows[0] and "| ham10000 | official test folder |" in rows[1]
 
 
-def test_readme_table_ignores_demo_and_needs_markers(tmp_path: Path) -> None:
-    readme, reports = tmp_path / "README.md", tmp_path / "reports"
+def test_results_table_ignores_demo_and_needs_markers(tmp_path: Path) -> None:
+    page, reports = tmp_path / "results.md", tmp_path / "reports"
     write_metrics(reports / "demo", {**valid_metrics(), "data_source": "synthetic"})
-    readme.write_text(README, encoding="utf-8")
-    write_readme_results(readme, reports)
-    assert "no real-data report has been published" in readme.read_text(encoding="utf-8")
-    readme.write_text("# Course\n\nno markers\n", encoding="utf-8")
+    page.write_text(PAGE, encoding="utf-8")
+    write_results_table(page, reports)
+    assert "no real-data report has been published" in page.read_text(encoding="utf-8")
+    page.write_text("# Course\n\nno markers\n", encoding="utf-8")
     with pytest.raises(ValueError, match="results:start"):
-        write_readme_results(readme, reports)
+        write_results_table(page, reports)

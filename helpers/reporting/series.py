@@ -19,7 +19,7 @@ from ..course.cost.series import CALIBRATION_ENV
 from ..data.source import MODELS_ENV, display_path, project_root, resolve_data_source
 from ..core.io import atomic_open, write_json
 from ..course.recipes import sizing_for
-from .results import read_goals, validate_metrics, write_readme_results
+from .results import RESULTS_PAGE, read_goals, validate_metrics, write_results_table
 from .site import RUNS_FILE, as_document, build_site, load_runs, notebook_images_to_jpeg, offline
 
 METRICS_ENV = "SKIN_LESION_METRICS_OUT"
@@ -211,7 +211,7 @@ def run_series(preset: str | None = None, only: list[str] | None = None, noteboo
     real = not source.synthetic and not check
     site(out_dir, [nb.stem for nb in notebooks_in(notebooks_dir or root / "notebooks")], root / "README.md" if real else None)
     if real:
-        update_readme(root / "README.md", out_dir)
+        update_results_table(root / RESULTS_PAGE, out_dir)
     return failures
 
 
@@ -249,16 +249,16 @@ def site(out_dir: Path, notebooks: list[str], readme: Path | None) -> list[Path]
     return changed
 
 
-def update_readme(readme: Path, reports_dir: Path) -> bool:
-    """Regenerate the README's results table from reports_dir and say so; False when it could not."""
-    if not readme.exists():
-        print(f"README results not updated: no {readme.name} in {display_path(readme.parent)}")
+def update_results_table(page: Path, reports_dir: Path) -> bool:
+    """Regenerate the results table of page (docs/results.md) from reports_dir and say so; False when it could not."""
+    if not page.exists():
+        print(f"results table not updated: no {page.name} in {display_path(page.parent)}")
         return False
     try:
-        changed = write_readme_results(readme, reports_dir)
+        changed = write_results_table(page, reports_dir)
     except ValueError as err:
-        print(f"README results not updated: {err}")
+        print(f"results table not updated: {display_path(page)}: {err}")
         return False
-    print(f"README results table {'regenerated' if changed else 'already up to date'} "
+    print(f"results table of {display_path(page)} {'regenerated' if changed else 'already up to date'} "
           f"from {display_path(reports_dir / 'metrics')}/*.json")
     return True
