@@ -1,1 +1,1 @@
-"""Results assembled: the metrics contract and README tables, the reports site, a notebook's finish."""
+"""Results assembled: the metrics contract, the goals and results tables, the reports site, a notebook's finish."""
