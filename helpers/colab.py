@@ -19,7 +19,8 @@ from pathlib import Path
 
 import nbformat
 
-from .data.download import DownloadError, download_ham10000
+from .data.catalog import download_ham10000
+from .data.fetch import DownloadError
 from .data.ham10000 import METADATA_NAME
 from .data.melanoma import FOLDER_NAME as MELANOMA_FOLDER
 from .data.melanoma import MELANOMA10K_ENV

@@ -32,7 +32,7 @@ from PIL import Image
 
 from helpers import colab
 from helpers.data import load_ham10000
-from helpers.data.download import DownloadError
+from helpers.data.fetch import DownloadError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

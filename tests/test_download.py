@@ -1,4 +1,4 @@
-"""helpers.data.download against a fake Dataverse on 127.0.0.1 and a fake opendatasets: no real network."""
+"""The HAM10000 download (helpers.data.dataverse, .fetch, .archives, .kaggle, .catalog) against a fake Dataverse on 127.0.0.1 and a fake opendatasets: no real network."""
 
 from __future__ import annotations
 
@@ -18,8 +18,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers.data import download as dl
-from helpers.data.download import DownloadError, download_dataverse, download_ham10000, download_kaggle, extract_archive
+from helpers.data import fetch
+from helpers.data.archives import extract_archive
+from helpers.data.catalog import download_ham10000
+from helpers.data.dataverse import download_dataverse
+from helpers.data.fetch import DownloadError
+from helpers.data.kaggle import download_kaggle
 
 DOI = "doi:10.7910/DVN/DBW86T"
 METADATA_CSV = (
@@ -546,13 +550,13 @@ def test_non_http_base_url_is_refused(tmp_path: Path) -> None:
 
 def test_requests_carry_a_user_agent(dataverse: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
-    original = dl.urllib.request.urlopen
+    original = fetch.urllib.request.urlopen
 
     def spy(request, timeout):
         seen.append(request.get_header("User-agent"))
-        assert timeout == dl.TIMEOUT_S
+        assert timeout == fetch.TIMEOUT_S
         return original(request, timeout=timeout)
 
-    monkeypatch.setattr(dl.urllib.request, "urlopen", spy)
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", spy)
     run(dataverse, tmp_path / "ham10000")
-    assert seen and all(agent == dl.USER_AGENT for agent in seen)
+    assert seen and all(agent == fetch.USER_AGENT for agent in seen)

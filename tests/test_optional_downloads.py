@@ -14,16 +14,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.data import download as dl
+from helpers.data import catalog, dermamnist
 from helpers.data.__main__ import DOWNLOAD_DATASETS, main
-from helpers.data.download import (
-    DERMAMNIST_COLUMNS,
-    DERMAMNIST_COUNTS,
-    DownloadError,
-    download_dataset,
-    download_dermamnist_split,
-    download_melanoma10k,
-)
+from helpers.data.catalog import download_dataset
+from helpers.data.dermamnist import DERMAMNIST_COLUMNS, DERMAMNIST_COUNTS, download_dermamnist_split
+from helpers.data.fetch import DownloadError
+from helpers.data.melanoma10k import download_melanoma10k
 from helpers.data.folder import load_image_folder
 from helpers.data.ham10000 import read_metadata
 from helpers.data.splits import dermamnist_split
@@ -367,7 +363,7 @@ def test_http_error_names_the_url(server: Served, synthetic_dir: Path, tmp_path:
 def test_no_ham10000_folder_is_explained_before_any_download(server: Served, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HAM10000_DIR", raising=False)
-    monkeypatch.setattr(dl, "data_home", lambda: tmp_path / "data")
+    monkeypatch.setattr(dermamnist, "data_home", lambda: tmp_path / "data")
     url = serve(server, b"image_id,split\n")
     with pytest.raises(DataError, match=r"--ham10000-dir.*\$HAM10000_DIR.*python -m helpers.data download"):
         download_dermamnist_split(tmp_path / "s.csv", url=url, progress=False)
@@ -385,14 +381,14 @@ def test_cli_fetches_the_split_from_the_env_url(server: Served, synthetic_dir: P
     assert main(["download", "--dataset", "dermamnist-split", "--target", str(target)]) == 1
     last = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
     assert last.startswith("error: ") and "split 'train', class" in last and not target.exists()
-    monkeypatch.setattr(dl, "DERMAMNIST_COUNTS", counts_of(subset))
+    monkeypatch.setattr(dermamnist, "DERMAMNIST_COUNTS", counts_of(subset))
     assert main(["download", "--dataset", "dermamnist-split", "--target", str(target)]) == 0
     assert str(target) in capsys.readouterr().out
     assert len(pd.read_csv(target)) == len(subset) and server.log == ["/env.csv", "/env.csv"]
 
 
 def test_download_arguments_are_checked(tmp_path: Path) -> None:
-    assert DOWNLOAD_DATASETS == dl.DATASETS
+    assert DOWNLOAD_DATASETS == catalog.DATASETS
     with pytest.raises(ValueError, match="dataset must be one of ham10000, melanoma10k, dermamnist-split"):
         download_dataset("isic2019", tmp_path)
     with pytest.raises(ValueError, match="dermamnist-split' only"):

@@ -49,7 +49,7 @@ DOWNLOAD_DATASETS: tuple[str, ...] = ("ham10000", "melanoma10k", "dermamnist-spl
 
 def download(args: argparse.Namespace) -> int:
     """Fetch HAM10000, melanoma10k or the DermaMNIST split CSV (network access needed)."""
-    from .download import download_dataset
+    from .catalog import download_dataset
 
     where = download_dataset(args.dataset, args.target, source=args.source, ham10000_dir=args.ham10000_dir,
                              split_info_url=args.split_info_url)

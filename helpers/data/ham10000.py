@@ -14,6 +14,7 @@ from .images import open_rgb
 from .labels import DX_CLASSES
 
 METADATA_NAME = "HAM10000_metadata.csv"
+IMAGE_FOLDERS: tuple[str, ...] = ("HAM10000_images_part_1", "HAM10000_images_part_2")  # as published
 REQUIRED_COLUMNS: tuple[str, ...] = ("lesion_id", "image_id", "dx")
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png"})
 

@@ -2,7 +2,7 @@
 
 Every data set is found the same way (`resolve_path`): a parameter, else an environment variable, else its
 place under data/. So are the optional DermaMNIST split CSV (`find_dermamnist_csv`), melanoma10k
-(`helpers.data.melanoma`) and the HAM10000 folder the DermaMNIST download reads (`helpers.data.download`).
+(`helpers.data.melanoma`) and the HAM10000 folder the DermaMNIST split builder reads (`helpers.data.dermamnist`).
 """
 
 from __future__ import annotations
