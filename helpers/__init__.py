@@ -16,7 +16,8 @@ The names, by stage of a notebook (each loads its module on first use, so `impor
                 temperature_scaled, calibrate, pick_cases, subgroup_table, groups_below, train_on_splits, explain_image,
                 accuracy_by_lesion, classification_report_table, expected_calibration_error, metrics_summary,
                 classification_metrics, threshold_for_sensitivity,
-                classifier_cams, cam_mass_inside, per_thousand_lesions, dermamnist_comparison, dermamnist_runs,
+                classifier_cams, cam_mass_inside, feature_map_size, mask_agreement, per_thousand_lesions,
+                dermamnist_comparison, dermamnist_runs,
                 metrics, gradcam (modules)
     studies     eda, scaling, powerlaw (modules)
     display     plots (module), history_table, value_table, full_text, fmt_ci, test_set_name
@@ -52,7 +53,8 @@ _SOURCES: dict[str, str] = {
     "dermamnist_runs": "course.recipes.resnet_transfer",
     "classification_report_table": "evaluation.metrics", "expected_calibration_error": "evaluation.metrics", "metrics_summary": "evaluation.metrics",
     "classification_metrics": "evaluation.metrics", "threshold_for_sensitivity": "evaluation.metrics",
-    "classifier_cams": "evaluation.gradcam", "cam_mass_inside": "evaluation.gradcam", "per_thousand_lesions": "evaluation.screening",
+    "classifier_cams": "evaluation.gradcam", "cam_mass_inside": "evaluation.gradcam", "feature_map_size": "evaluation.gradcam",
+    "mask_agreement": "evaluation.gradcam", "per_thousand_lesions": "evaluation.screening",
     "dermamnist_comparison": "evaluation.published",
     "metrics": "evaluation.metrics", "gradcam": "evaluation.gradcam", "eda": "course.eda", "scaling": "course.scaling", "powerlaw": "course.powerlaw",
     "plots": "course.plots", "history_table": "course.tables", "value_table": "course.tables", "full_text": "course.tables",
