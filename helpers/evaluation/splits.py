@@ -16,7 +16,8 @@ from ..data.images import read_image
 from .decision import balanced_decision_summary, class_priors, fit_tau
 from .gradcam import classifier_cams
 from ..training.inference import predict, predict_logits
-from .metrics import apply_temperature, expected_calibration_error, fit_temperature, metrics_summary
+from .metrics import (apply_temperature, expected_calibration_error, fit_temperature, metrics_summary,
+                      threshold_for_sensitivity)
 from ..models import load_checkpoint
 
 
@@ -59,17 +60,34 @@ def decide_balanced(data: SplitData, val_probs: np.ndarray, evaluation: Evaluati
                                      evaluation.groups, n_boot=n_boot, seed=seed)
 
 
-def evaluation_of(data: SplitData, probs: np.ndarray, split: str = "test", n_boot: int = 1000, seed: int = 0) -> Evaluation:
-    """Summarise given class probabilities of a split's images (e.g. after temperature scaling)."""
+def evaluation_of(data: SplitData, probs: np.ndarray, split: str = "test", n_boot: int = 1000, seed: int = 0,
+                  threshold: float = 0.5) -> Evaluation:
+    """Summarise given class probabilities of a split's images (e.g. after temperature scaling; binary: at threshold)."""
     y_true = data.parts[split].labels.cpu().numpy()
     groups = data.rows(split)["lesion_id"].to_numpy()
-    return Evaluation(y_true, probs, groups, data.classes, metrics_summary(y_true, probs, data.classes, groups, n_boot=n_boot, seed=seed))
+    summary = metrics_summary(y_true, probs, data.classes, groups, n_boot=n_boot, seed=seed, threshold=threshold)
+    return Evaluation(y_true, probs, groups, data.classes, summary)
 
 
 def temperature_scaled(model: nn.Module, data: SplitData, split: str = "test", tta: bool = False) -> tuple[float, np.ndarray]:
     """The temperature fitted on the validation logits and the split's probabilities calibrated with it."""
     temperature = fit_temperature(predict_logits(model, data.val.images, tta=tta), data.val.labels)
     return temperature, apply_temperature(predict_logits(model, data.parts[split].images, tta=tta), temperature)
+
+
+def evaluate_at_sensitivity(model: nn.Module, data: SplitData, target: float = 0.9, split: str = "test",
+                            tta: bool = False, n_boot: int = 1000, seed: int = 0) -> tuple[float, Evaluation]:
+    """A binary model's threshold for sensitivity >= target on the validation split, and split summarised at it.
+
+    The threshold is the highest whose validation sensitivity reaches target (metrics.threshold_for_sensitivity);
+    the split's sensitivity at it is measured, not promised.
+    """
+    if len(data.classes) != 2:
+        raise ValueError(f"a sensitivity threshold needs a binary model; this data has {len(data.classes)} classes")
+    val_p = predict(model, data.val.images, tta=tta)[:, 1]
+    threshold = threshold_for_sensitivity(data.val.labels.cpu().numpy(), val_p, target)
+    return threshold, evaluation_of(data, predict(model, data.parts[split].images, tta=tta), split, n_boot, seed,
+                                    threshold)
 
 
 def pick_cases(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], per_class: int = 1, seed: int = 0) -> pd.DataFrame:
