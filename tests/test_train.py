@@ -183,15 +183,48 @@ def test_predict_cli_reports_corrupt_images(trained: tuple, tmp_path: Path, synt
     assert "broken.jpg" in capsys.readouterr().err
 
 
-def test_ddp_with_two_gloo_processes_matches_one_process(synthetic_dir: Path, tmp_path: Path) -> None:
-    common = ["--data", str(synthetic_dir), "--model", "reference_cnn", "--image-size", "32", "--epochs", "1",
-              "--batch-size", "32", "--cache-dir", str(tmp_path / "cache")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "helpers.train", *common], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert single.returncode == 0, single.stderr[-2000:]
+def test_ddp_with_two_gloo_processes_matches_one_process(tmp_path: Path) -> None:
+    """Two gloo ranks, each on half of every batch of 32, train as one process on the whole batch (tests/ddp_worker.py).
+
+    DDP averages the two shards' gradients, which equals the whole batch's mean gradient; what is left is the order of
+    floating-point sums: about 1e-7 relative in the losses and a few 1e-6 in the weights after 6 Adam steps (Adam's
+    m / sqrt(v) magnifies differences in near-zero gradients), measured on a 2-core CPU. The tolerances, 1e-5 relative on
+    the losses and 1e-4 on the weights, are far above that and far below what a rank that skips the gradient all-reduce,
+    draws its own batch order, or trains on the wrong shard does (1e-2 and more).
+    """
+    from tests.ddp_worker import train
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             "-m", "helpers.train", *common], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+                             "-m", "tests.ddp_worker", str(tmp_path)], capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=300)
     assert double.returncode == 0, double.stderr[-2000:]
-    one, two = (json.loads(run.stdout.strip().splitlines()[-1]) for run in (single, double))
-    assert one["world_size"] == 1 and two["world_size"] == 2
-    assert one["test_probs_shape"] == two["test_probs_shape"] and one["epochs_run"] == two["epochs_run"]
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    one = train()
+    assert one["world"] == 1 and [run["world"] for run in ranks] == [2, 2]
+    # the two replicas are one model: the same averaged gradient, the same optimizer step, bit for bit
+    assert all(torch.equal(ranks[0]["state"][k], ranks[1]["state"][k]) for k in one["state"])
+    two = ranks[0]
+    assert two["history"]["epoch"] == one["history"]["epoch"] == [1, 2]
+    assert two["history"]["train_images"] == one["history"]["train_images"] == [96, 96]  # both shards counted
+    for key in ("train_loss", "val_loss"):
+        np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-5, atol=0, err_msg=key)
+    np.testing.assert_allclose(two["history"]["train_accuracy"], one["history"]["train_accuracy"], atol=1 / 96)  # a tie
+    for key, value in one["state"].items():
+        torch.testing.assert_close(two["state"][key], value, rtol=0, atol=1e-4, msg=key)
+
+
+def test_train_command_runs_under_torchrun(synthetic_dir: Path, tmp_path: Path) -> None:
+    """python -m helpers.train under torchrun: rank 0 builds the split and cache while rank 1 waits, and prints the one
+    summary line (its numbers cannot match one process: augmentation and dropout draw per rank)."""
+    command = ["--data", str(synthetic_dir), "--model", "reference_cnn", "--image-size", "32", "--epochs", "1",
+               "--batch-size", "32", "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "helpers.train", *command], capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=300)
+    assert double.returncode == 0, double.stderr[-2000:]
+    lines = [line for line in double.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1  # rank 0 only
+    summary = json.loads(lines[0])
+    assert summary["world_size"] == 2 and summary["epochs_run"] == 1 and summary["test_probs_shape"][1] == 7

@@ -239,7 +239,7 @@ def fit(model: nn.Module, train: ImageData, val: ImageData, config: TrainConfig,
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_correct / max(seen, 1),
                "val_loss": result["loss"], "val_accuracy": result["accuracy"],
                "val_balanced_accuracy": result["balanced_accuracy"], "lr": optimizer.param_groups[0]["lr"],
-               "train_images": seen * world, "train_time_s": train_time, "epoch_time_s": time.time() - epoch_start}
+               "train_images": seen, "train_time_s": train_time, "epoch_time_s": time.time() - epoch_start}
         rows.append(row)
         score = row[config.monitor]
         improved = score > best_score + config.min_delta if mode == "max" else score < best_score - config.min_delta
@@ -276,7 +276,7 @@ def steps_per_epoch(n: int, config: TrainConfig) -> int:
 
 
 def _train_epoch(model: nn.Module, data: ImageData, run: _Steps) -> tuple[float, int, int]:
-    """One epoch of training steps: (mean training loss, correct predictions, images seen)."""
+    """One epoch of training steps: (mean training loss, correct predictions, images seen), over all ranks under DDP."""
     config = run.config
     model.train()
     # The order lives with the images, so that gathering a batch never waits on a device-to-host copy.
@@ -298,6 +298,11 @@ def _train_epoch(model: nn.Module, data: ImageData, run: _Steps) -> tuple[float,
         correct += hits
         seen += len(y)
         run.bar.update(1)
+    if run.world > 1:  # each rank trained on its shard of every batch: the epoch's loss and hits are over all shards
+        images = torch.tensor(float(seen), dtype=torch.float64, device=data.device)
+        totals = torch.stack([total_loss.double(), correct.double(), images])
+        dist.all_reduce(totals)
+        total_loss, correct, seen = totals[0], int(totals[1].round()), int(totals[2].round())
     return float(total_loss) / max(seen, 1), int(correct), seen
 
 
