@@ -124,3 +124,63 @@ def test_nothing_scorable_keeps_the_earlier_output(external, tmp_path, capsys) -
     assert out.read_text() == "earlier"
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no image could be scored") and "kept as it was" in err[0]
+
+
+def test_reported_metrics_match_scikit_learn_on_the_written_predictions(external, tmp_path) -> None:
+    """Every metric helpers.evaluate reports, recomputed by scikit-learn from the probabilities helpers.predict writes
+    for the same checkpoint and images, with the checkpoint's temperature and balanced decision applied by hand."""
+    from scipy.special import softmax
+    from sklearn import metrics as skm
+
+    from helpers.data.images import read_image
+    from helpers.predict import main as predict_main
+    from helpers.training.inference import predict_logits
+
+    # An untrained model predicts one class everywhere; amplifying its head and centring the logits on these images
+    # spreads its predictions over the seven classes, so that no metric below is 0 or 1 by construction.
+    torch.manual_seed(1)
+    model = build_classifier("improved_cnn", list(DX_CLASSES), 16)
+    files = sorted(external["images"].glob("*.jpg"))
+    pixels = torch.from_numpy(np.stack([read_image(path, 16, model.resize_policy)[0] for path in files]))
+    head = model.net.classifier[-1]
+    with torch.no_grad():
+        head.weight.mul_(500)
+        head.bias.sub_(predict_logits(model, pixels, tta=True).mean(0))
+    temperature, tau, priors = 1.5, 1.0, np.arange(1, 8) / 28
+    checkpoint = save_checkpoint(model, tmp_path / "spread.pt", extra={
+        "tta": True, "temperature": temperature, "decision": {"tau": tau, "priors": priors.tolist()}})
+    predictions = tmp_path / "predictions.csv"
+    assert predict_main(["--checkpoint", str(checkpoint), "--images", str(external["images"]), "--out",
+                         str(predictions), "--tta"]) == 0
+    table = pd.read_csv(predictions)
+    table["image_id"] = table["image"].map(lambda name: Path(name).stem)
+    index = external["index"].reset_index(drop=True)
+    predicted = table.set_index("image_id").loc[index["image_id"], "predicted"].to_numpy()
+    # labels: every second image labelled as predicted, the others cycling through the classes (all seven present)
+    labels = index[["image_id", "lesion_id"]].assign(
+        dx=[predicted[i] if i % 2 else DX_CLASSES[(3 * i) % 7] for i in range(len(index))])
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    out = tmp_path / "metrics.json"
+    assert main(["--checkpoint", str(checkpoint), "--images", str(external["images"]), "--labels",
+                 str(tmp_path / "labels.csv"), "--out", str(out), "--n-boot", "20"]) == 0
+    result = json.loads(out.read_text())
+
+    rows = table.set_index("image_id").loc[labels["image_id"]]
+    probs = softmax(np.log(rows[[f"p_{c}" for c in DX_CLASSES]].to_numpy()) / temperature, axis=1)
+    y = labels["dx"].map({c: i for i, c in enumerate(DX_CLASSES)}).to_numpy()
+    y_pred = probs.argmax(1)
+    expected = {"accuracy": skm.accuracy_score(y, y_pred), "balanced_accuracy": skm.balanced_accuracy_score(y, y_pred),
+                "macro_f1": skm.f1_score(y, y_pred, average="macro"),
+                "macro_auc": skm.roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=range(7))}
+    recall = dict(zip(DX_CLASSES, skm.recall_score(y, y_pred, labels=range(7), average=None)))
+    metrics = result["metrics"]
+    assert 0.3 < expected["accuracy"] < 0.9 and 0.5 < expected["macro_auc"] < 0.95 and len(set(recall.values())) >= 5
+    assert {key: metrics[key] for key in expected} == pytest.approx(expected, abs=1e-9)
+    assert metrics["per_class_recall"] == pytest.approx(recall, abs=1e-9)
+    malignant = labels["dx"].isin(["mel", "bcc", "akiec"]).to_numpy()
+    malignant_p = probs[:, [DX_CLASSES.index(c) for c in ("mel", "bcc", "akiec")]].sum(1)
+    assert result["malignant_vs_benign"]["auc"] == pytest.approx(skm.roc_auc_score(malignant, malignant_p), abs=1e-9)
+    decided = (np.log(probs) - tau * np.log(priors)).argmax(1)
+    decision = result["balanced_decision"]
+    assert decision["accuracy"] == pytest.approx(skm.accuracy_score(y, decided), abs=1e-9)
+    assert decision["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, decided), abs=1e-9)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -191,14 +190,13 @@ def test_bootstrap_resamples_lesions_not_images() -> None:
     assert all(by_lesion[name] == pytest.approx(distinct[name]) for name in distinct)
 
 
-def test_bootstrap_skips_undefined_resamples_and_is_fast() -> None:
+def test_bootstrap_skips_undefined_resamples() -> None:
+    """(Its speed is measured in benchmarks/bootstrap_ci.py, against a per-resample scikit-learn loop.)"""
     y, probs = fake_predictions(1500, len(DX_CLASSES), seed=9)
     y[y == 3] = 2
     y[:2] = 3  # class 3 lives in one lesion only: absent from about a third of the resamples
     lesions = np.arange(1500) // 2
-    started = time.perf_counter()
     ci = bootstrap_ci(y, probs, lesions, metrics=("macro_auc", "recall_df"), classes=DX_CLASSES, n_boot=1000)
-    assert time.perf_counter() - started < 5
     assert all(np.isfinite(v) for interval in ci.values() for v in interval)
     assert ci["recall_df"][0] <= ci["recall_df"][1]
     with pytest.raises(ValueError, match="unknown metrics"):
