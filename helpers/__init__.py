@@ -21,6 +21,7 @@ The names, by stage of a notebook (each loads its module on first use, so `impor
                 metrics, gradcam (modules)
     studies     eda, scaling, powerlaw (modules)
     display     plots (module), history_table, value_table, full_text, fmt_ci, test_set_name
+    results     summaries (module: each notebook's Results section written from its own numbers)
     end         finish (metrics assembled, validated and saved; the best checkpoint)
 """
 
@@ -59,10 +60,11 @@ _SOURCES: dict[str, str] = {
     "metrics": "evaluation.metrics", "gradcam": "evaluation.gradcam", "eda": "course.eda", "scaling": "course.scaling", "powerlaw": "course.powerlaw",
     "plots": "course.plots", "history_table": "course.tables", "value_table": "course.tables", "full_text": "course.tables",
     "fmt_ci": "reporting.results", "test_set_name": "reporting.results",
-    "finish": "reporting.finish",
+    "finish": "reporting.finish", "summaries": "reporting.summaries",
 }
 _MODULES = {"duplicates": "data.duplicates", "metrics": "evaluation.metrics", "gradcam": "evaluation.gradcam", "eda": "course.eda",
-            "scaling": "course.scaling", "powerlaw": "course.powerlaw", "plots": "course.plots"}
+            "scaling": "course.scaling", "powerlaw": "course.powerlaw", "plots": "course.plots",
+            "summaries": "reporting.summaries"}
 
 # Curated names that differ from the library's: `helpers.predict` is the command-line module, and importing it
 # rebinds that attribute of the package, so inference.predict is offered as predict_probs.

@@ -2,7 +2,7 @@
 
 An exercise states its edit in one of two forms in its Markdown cell:
 
-- Set `name = value` in the parameters cell          (a papermill parameter)
+- Set `name = value` in the parameters cell          (a papermill parameter; `a = 1` and `b = 2` sets two)
 - In the cell with `anchor`, change `old` to `new`   (a text edit of the one code cell holding `anchor`)
 
 `exercise_edits(notebook)` finds them; `apply_edits` returns a copy of the notebook with the code edits made and
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 TRY_IT = "Try it yourself"
-SET = re.compile(r"[Ss]et `(\w+) = ([^`]+)` in the parameters cell")
+SET = re.compile(r"[Ss]et ((?:`\w+ = [^`]+`(?:,? and |, )?)+) in the parameters cell")
+ASSIGNMENT = re.compile(r"`(\w+) = ([^`]+)`")
 CHANGE = re.compile(r"[Ii]n the cell with `([^`]+)`, change `([^`]+)` to `([^`]+)`")
 
 
@@ -53,7 +54,7 @@ def exercise_edits(notebook: dict[str, Any]) -> dict[str, list[Edit]]:
     found = {}
     for text in exercise_cells(notebook):
         name = title(text)
-        edits = [Edit(name, key, value) for key, value in SET.findall(text)]
+        edits = [Edit(name, key, value) for group in SET.findall(text) for key, value in ASSIGNMENT.findall(group)]
         edits += [Edit(name, old, new, anchor) for anchor, old, new in CHANGE.findall(text)]
         found[name] = edits
     return found

@@ -53,6 +53,9 @@ def test_resolution_order(tmp_path: Path, synthetic_dir: Path, monkeypatch: pyte
     source = resolve_data_source(synthetic_images=70)
     assert source.synthetic and (source.root / "HAM10000_metadata.csv").exists()
     assert "SYNTHETIC" in describe(source)
+    monkeypatch.setenv("HAM10000_DIR", str(synthetic_dir))  # real data configured: "synthetic" still asks for the demo
+    asked = resolve_data_source("synthetic", synthetic_images=70)
+    assert asked.synthetic and asked.root == source.root and "data_dir='synthetic'" in asked.origin
 
 
 def test_bad_data_dir_and_env_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,3 +108,17 @@ def test_recipe_overrides_take_the_settings_names_and_refuse_others() -> None:
         recipe("03_custom_cnn", "cpu", reference_image_size=0)
     with pytest.raises(ValueError, match=r"^unknown parameter\(s\) seed_epochs for 03_custom_cnn; known: .*reference_epochs"):
         recipe("03_custom_cnn", "cpu", seed_epochs=2)  # the settings' names before the reference_* rename
+
+
+def test_an_arm_draws_the_same_initial_weights_whatever_was_built_before_it() -> None:
+    import torch
+
+    arms = resolve_recipe("03_custom_cnn", "smoke").arms
+    classes = ["a", "b", "c"]
+    first = arms["improved"].build(classes).state_dict()
+    arms["reference"].build(classes)  # another arm built in between draws random numbers
+    torch.rand(1000)
+    again = arms["improved"].build(classes).state_dict()
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    other_seed = dataclasses.replace(arms["improved"], train=dataclasses.replace(arms["improved"].train, seed=1))
+    assert not all(torch.equal(first[key], value) for key, value in other_seed.build(classes).state_dict().items())

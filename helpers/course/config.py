@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..data.source import DataSource, describe, resolve_data_source
+from ..data.source import DataSource, describe, models_home, resolve_data_source
 from ..core.machine import hardware_description
 from ..core.precision import describe_amp
 from .recipes import NOTEBOOKS, Arm, Recipe, Sizing, resolve_recipe, sizing_for
@@ -82,6 +82,11 @@ class Config:
                 return "no time estimate for the synthetic demo: the committed 2-core CPU calibration is missing"
             return announce(self, self.budget_minutes, rows, target=target_for("cpu"))
         return announce(self, self.budget_minutes, rows)
+
+    @property
+    def models_dir(self) -> Path:
+        """Where this run's checkpoints go: $SKIN_LESION_MODELS_DIR, else the git-ignored models/."""
+        return models_home()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-value dictionary, for JSON next to results and in checkpoints."""

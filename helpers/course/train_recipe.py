@@ -74,8 +74,7 @@ def train_recipe(reference: str, preset: str, checkpoint: str | Path, data_dir: 
     data = recipe_data(reference, arm, data_dir, seed, max_images, progress=rank == 0)
     if rank == 0 and world > 1:
         dist.barrier()
-    torch.manual_seed(seed)
-    if arm.frozen_backbone:  # a linear probe: the head fitted on cached frozen features, no epochs
+    if arm.frozen_backbone:  # (Arm.build seeds the initial weights with the arm's seed)  # a linear probe: the head fitted on cached frozen features, no epochs
         model = arm.fit_linear_probe(data).model
         epochs_run, best_epoch, amp = 0, 0, resolve_amp(arm.train.amp, default_device())
     else:

@@ -73,8 +73,15 @@ def resolve_path(value: str | Path | None, env: str, default: Path, what: str, k
     return None
 
 
+SYNTHETIC = "synthetic"  # the data_dir value that asks for the synthetic demo set
+
+
 def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: int = SYNTHETIC_IMAGES) -> DataSource:
-    """Pick the data folder: data_dir, $HAM10000_DIR, data/ham10000/, else the synthetic demo set."""
+    """Pick the data folder: data_dir, $HAM10000_DIR, data/ham10000/, else the synthetic demo set.
+
+    data_dir="synthetic" asks for the synthetic demo set even where real data is configured (to compare the two)."""
+    if data_dir == SYNTHETIC:
+        return _synthetic(synthetic_images, "built-in synthetic demo set (data_dir='synthetic')")
     default = data_home() / "ham10000"
     found = resolve_path(data_dir, HAM10000_ENV, default, "data_dir", usable=lambda d: any(d.rglob(METADATA_NAME)))
     if found is not None:
@@ -82,10 +89,13 @@ def resolve_data_source(data_dir: str | Path | None = None, synthetic_images: in
     if default.is_dir() and any(default.iterdir()):
         raise DataError(f"{default} exists but holds no {METADATA_NAME}: finish the download "
                         "(python -m helpers.data download) or remove the folder")
+    return _synthetic(synthetic_images, "built-in synthetic demo set (no real data configured)")
+
+
+def _synthetic(n_images: int, origin: str) -> DataSource:
     from .synthetic import make_synthetic
 
-    root = make_synthetic(data_home() / "synthetic", n_images=synthetic_images, progress=False)
-    return DataSource("synthetic", root, "built-in synthetic demo set (no real data configured)")
+    return DataSource("synthetic", make_synthetic(data_home() / "synthetic", n_images=n_images, progress=False), origin)
 
 
 def find_dermamnist_csv(path: str | Path | None = None) -> Path | None:

@@ -27,6 +27,7 @@ class Arm:
     frozen_backbone: bool = False
     fallback: str | None = None  # the pretrained stand-in used where `model` has no ImageNet weights
     sizes: tuple[int, ...] = ()  # further input sizes the notebook trains this arm at (DermaMNIST)
+    changed: tuple[tuple[str, Any], ...] = ()  # the settings with_settings changed, in order: they name the arm's rows
 
     def __post_init__(self) -> None:
         for key in ("name", "model"):
@@ -53,13 +54,22 @@ class Arm:
         if not settings:
             return self
         train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
-        own_keys = {f.name for f in dataclasses.fields(Arm)} - {"name", "train", "model_kwargs"}
+        own_keys = {f.name for f in dataclasses.fields(Arm)} - {"name", "train", "model_kwargs", "changed"}
         train = {k: v for k, v in settings.items() if k in train_keys}
         own = {k: v for k, v in settings.items() if k in own_keys}
         options = {k: v for k, v in settings.items() if k not in train and k not in own}
-        label = ", ".join(f"{key}={value!r}" for key, value in settings.items())
-        return dataclasses.replace(self, name=f"{self.name} ({label})", train=dataclasses.replace(self.train, **train),
+        changed = (*((k, v) for k, v in self.changed if k not in settings), *settings.items())
+        base = self.name.removesuffix(self.row(""))  # the recipe's own name
+        changes = dataclasses.replace(self, changed=changed)
+        return dataclasses.replace(changes, name=changes.row(base), train=dataclasses.replace(self.train, **train),
                                    model_kwargs={**self.model_kwargs, **options}, **own)
+
+    def row(self, label: str) -> str:
+        """A table row's name for this arm: label, followed by the settings changed by keyword, if any
+        (`config.arm('plain_loss', imbalance='balanced_sampling').row('plain')` is "plain (imbalance='balanced_sampling')")."""
+        if not self.changed:
+            return label
+        return f"{label} ({', '.join(f'{key}={value!r}' for key, value in self.changed)})"
 
     def with_weights(self) -> tuple[Arm, str]:
         """(this arm, where its ImageNet weights are) when they are here or can be downloaded, else (the arm with its
@@ -75,9 +85,12 @@ class Arm:
                                                 f"pip package, here: {ensure_weights(self.fallback).name}).")
 
     def build(self, classes: list[str]) -> Any:
-        """The arm's Classifier for `classes`: architecture, input size, weights, options, frozen backbone."""
+        """The arm's Classifier for `classes`, its random weights drawn right after seeding with the arm's own seed."""
+        import torch
+
         from ...models import build_classifier, set_backbone_trainable
 
+        torch.manual_seed(self.train.seed)  # so no arm's initial weights depend on which arms were built before it
         model = build_classifier(self.model, classes, self.image_size, pretrained=self.pretrained,
                                  **dict(self.model_kwargs))
         if self.frozen_backbone:

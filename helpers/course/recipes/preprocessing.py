@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from ...data.dataset import SplitData, load_split_data
 from ...evaluation.splits import Evaluation, evaluate_split
@@ -57,8 +56,7 @@ def train_on_splits(config: Any, arm: Any, labels: Mapping[str, str], seed: int 
     for kind, label in labels.items():
         data = load_split_data(config.data_root, arm.image_size, split=kind, max_images=config.max_images, seed=seed,
                                name=config.data_source, progress=progress)
-        torch.manual_seed(seed)  # the same initial weights for every split
-        net = arm.build(data.classes).to(data.train.device)
+        net = arm.build(data.classes).to(data.train.device)  # seeded by the arm: the same initial weights on every split
         runs.data[label], runs.fits[label] = data, fit(net, data.train, data.val, arm.train)
         runs.evaluations[label] = evaluate_split(net, data, seed=seed)
         print(f"{label}: {arm.train.epochs} epochs on {len(data.train):,} images in {runs.fits[label].wall_time_s:.0f} s")
