@@ -17,6 +17,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import helpers  # noqa: E402
+from helpers.course import plots  # noqa: E402
 from helpers.course.config import setup  # noqa: E402
 from helpers.data.dataset import SplitData, lesion_index, load_melanoma10k, time_cache  # noqa: E402
 from helpers.data.duplicates import duplicate_report  # noqa: E402
@@ -161,16 +162,16 @@ def test_per_thousand_lesions_defaults_to_the_malignant_diagnoses() -> None:
 
 
 def test_plots_of_augmentations_and_gradcam_cases(tmp_path: Path) -> None:
-    figure = helpers.course.plots.augmentation_previews(_images(tmp_path, 1)[0], size=16, n=2, names=("hflip",), brightness=0.3)
+    figure = plots.augmentation_previews(_images(tmp_path, 1)[0], size=16, n=2, names=("hflip",), brightness=0.3)
     assert len(figure.axes) == 2 * 3  # two rows (hflip, all together) of the original and 2 copies
     data = _split_data(size=16)
     model = build_classifier("reference_cnn", data.classes, 16)
     evaluation = helpers.evaluate_split(model, data, "test", n_boot=5, balanced_decision=False)
-    figure = helpers.course.plots.gradcam_cases(model, evaluation, data.test.images.cpu().numpy(), per_class=1)
+    figure = plots.gradcam_cases(model, evaluation, data.test.images.cpu().numpy(), per_class=1)
     assert figure.axes and all(ax.get_title().startswith(("right", "wrong")) for ax in figure.axes if ax.get_title())
     plt.close("all")
     with pytest.raises(TypeError):
-        helpers.course.plots.augmentation_previews(tmp_path / "none.png", not_a_setting=1)
+        plots.augmentation_previews(tmp_path / "none.png", not_a_setting=1)
 
 
 def test_no_curated_name_loads_helpers_predict_which_would_shadow_the_function_predict() -> None:
