@@ -27,6 +27,8 @@ LAYER_NAMES = (*SUBPACKAGES, "commands", "api")
 def layer_of(name: str) -> int | None:
     """The rank of module `name`'s layer (lowest 0), or None for a top-level module that is not a command."""
     head = name.split(".")[0]
+    if name == "data.__main__":  # `python -m helpers.data`: a command that lives in its package
+        return LAYER_NAMES.index("commands")
     if head in SUBPACKAGES:
         return SUBPACKAGES.index(head)
     if name in COMMANDS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,23 @@ def test_check_real_data(real_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["check", str(real_dir), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "10,015 images, 7,470 lesions" in out and "nv      6,705" in out
+
+
+def test_links_finds_a_lesion_filed_under_two_lesion_ids(synthetic_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "ham"
+    (folder / "images").mkdir(parents=True)
+    metadata = pd.read_csv(synthetic_dir / "HAM10000_metadata.csv").head(12)
+    copy = metadata.iloc[0].copy()  # the first image again, filed under a lesion id of its own
+    copy["image_id"], copy["lesion_id"] = "SYN_COPY", "SYNL_COPY"
+    pd.concat([metadata, copy.to_frame().T]).to_csv(folder / "HAM10000_metadata.csv", index=False)
+    for image_id in metadata["image_id"]:
+        source = next((synthetic_dir / "images").glob(f"{image_id}.*"))
+        shutil.copy(source, folder / "images" / source.name)
+    first = next((synthetic_dir / "images").glob(f"{metadata['image_id'].iloc[0]}.*"))
+    shutil.copy(first, folder / "images" / f"SYN_COPY{first.suffix}")
+    out = tmp_path / "links.csv"
+    assert main(["links", str(folder), "--out", str(out), "--quiet"]) == 0
+    pairs = pd.read_csv(out)
+    assert {"SYNL_COPY", metadata["lesion_id"].iloc[0]} in [set(p) for p in pairs[["lesion_id_a", "lesion_id_b"]].values]
+    assert pairs["similarity"].max() > 0.999 and "linked pair(s)" in capsys.readouterr().out

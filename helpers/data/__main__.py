@@ -1,4 +1,7 @@
-"""Command line for the data layer: check, split, synth, download."""
+"""Command line for the data layer: check, split, synth, download, links.
+
+A command module: `links` embeds images with an ImageNet model (helpers.evaluation.leakage), which the data layer's
+library modules may not import (tests/test_architecture.py counts this module among the commands)."""
 
 from __future__ import annotations
 
@@ -57,6 +60,21 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
+def links(args: argparse.Namespace) -> int:
+    """Find lesions filed under two lesion_ids by image embeddings (the format of helpers/data/linked_lesions.csv)."""
+    from ..core.io import atomic_open
+    from ..evaluation.leakage import LINK_SIMILARITY, image_embeddings, linked_pairs
+
+    index = load_ham10000(args.dir)
+    embeddings = image_embeddings(index["path"].tolist(), progress=not args.quiet)
+    pairs = linked_pairs(index, embeddings, LINK_SIMILARITY if args.threshold is None else args.threshold)
+    with atomic_open(args.out, "w", newline="") as handle:
+        pairs.to_csv(handle, index=False)
+    print(f"{len(pairs)} linked pair(s) of {pairs[['lesion_id_a', 'lesion_id_b']].stack().nunique()} lesions "
+          f"written to {args.out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m helpers.data`."""
     main = argparse.ArgumentParser(prog="python -m helpers.data", description=__doc__)
@@ -89,6 +107,13 @@ def parser() -> argparse.ArgumentParser:
                    help="dermamnist-split: URL of dermamnist_split_info.csv (default $DERMAMNIST_SPLIT_INFO_URL, "
                         "then Abhishek et al.'s file on GitHub)")
     p.set_defaults(run=download)
+    p = commands.add_parser("links", help="find lesions filed under two lesion_ids (image embeddings; needs "
+                                          "EfficientNet-Lite0's ImageNet weights)")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="CSV of linked pairs to write")
+    p.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: LINK_SIMILARITY, 0.93)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=links)
     return main
 
 

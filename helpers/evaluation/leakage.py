@@ -113,33 +113,3 @@ def linked_in_split(index: pd.DataFrame, split: pd.Series, seed: int = 0) -> tup
                      f"ignores them puts the two images of {crossing_pairs(present, index, ungrouped)} pairs in "
                      f"different splits; the default split, which groups them, separates "
                      f"{crossing_pairs(present, index, split)}.")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """python -m helpers.evaluation.leakage --data DIR --out FILE: find lesions filed under two lesion_ids (the links CSV)."""
-    import argparse
-
-    from ..core.cli import add_debug_argument, run
-    from ..data.ham10000 import load_ham10000
-    from ..core.io import atomic_open
-
-    def body(args_list: list[str]) -> int:
-        parser = argparse.ArgumentParser(prog="python -m helpers.evaluation.leakage", description=main.__doc__)
-        parser.add_argument("--data", required=True, type=Path, help="a HAM10000 folder")
-        parser.add_argument("--out", required=True, type=Path, help="CSV of linked pairs to write")
-        parser.add_argument("--threshold", type=float, default=LINK_SIMILARITY)
-        add_debug_argument(parser)
-        args = parser.parse_args(args_list)
-        index = load_ham10000(args.data)
-        pairs = linked_pairs(index, image_embeddings(index["path"].tolist()), args.threshold)
-        with atomic_open(args.out, "w", newline="") as handle:
-            pairs.to_csv(handle, index=False)
-        print(f"{len(pairs)} linked pair(s) of {pairs[['lesion_id_a', 'lesion_id_b']].stack().nunique()} lesions "
-              f"written to {args.out}")
-        return 0
-
-    return run(body, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
