@@ -24,7 +24,8 @@ from .data.fetch import DownloadError
 from .data.ham10000 import METADATA_NAME
 from .data.melanoma import FOLDER_NAME as MELANOMA_FOLDER
 from .data.melanoma import MELANOMA10K_ENV
-from .data.source import DERMAMNIST_ENV, DERMAMNIST_FILE, HAM10000_ENV, data_home, project_root
+from .data.source import (DERMAMNIST_ENV, DERMAMNIST_FILE, HAM10000_ENV, ISIC2018_TEST_ENV, ISIC2018_TEST_FOLDER,
+                          data_home, project_root)
 from .core.io import atomic_open
 
 REPO_ENV = "SKIN_LESION_REPO"
@@ -291,10 +292,11 @@ def no_data_message(store: Path, note: str = "", lead: str | None = None) -> str
 
 
 def _optional_data(store: Path) -> dict[str, str]:
-    """Point MELANOMA10K_DIR and DERMAMNIST_SPLIT_CSV at store's copies; a one-line hint for each one missing."""
+    """Point MELANOMA10K_DIR, DERMAMNIST_SPLIT_CSV, ISIC2018_TEST_DIR at store's copies; a hint for each one missing."""
     found = {}
     for env, path, notebook, dataset in ((MELANOMA10K_ENV, store / MELANOMA_FOLDER, "05", "melanoma10k"),
-                                         (DERMAMNIST_ENV, store / DERMAMNIST_FILE, "04", "dermamnist-split")):
+                                         (DERMAMNIST_ENV, store / DERMAMNIST_FILE, "04", "dermamnist-split"),
+                                         (ISIC2018_TEST_ENV, store / ISIC2018_TEST_FOLDER, "07", "isic2018-test")):
         if os.environ.get(env):
             found[env] = os.environ[env]
         elif path.is_file() or (path.is_dir() and any(path.iterdir())):

@@ -36,9 +36,9 @@ from helpers.data.fetch import DownloadError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-VARIABLES = ("HAM10000_DIR", "MELANOMA10K_DIR", "DERMAMNIST_SPLIT_CSV", "KAGGLE_USERNAME", "KAGGLE_KEY",
-             "KAGGLE_CONFIG_DIR", "SKIN_LESION_REPO", "SKIN_LESION_REF", "SKIN_LESION_DRIVE_DIR", "SKIN_LESION_DOWNLOAD",
-             "FAKE_COLAB_SECRETS", "FAKE_COLAB_DENIED", "FAKE_COLAB_LOG")
+VARIABLES = ("HAM10000_DIR", "MELANOMA10K_DIR", "DERMAMNIST_SPLIT_CSV", "ISIC2018_TEST_DIR", "KAGGLE_USERNAME",
+             "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "SKIN_LESION_REPO", "SKIN_LESION_REF", "SKIN_LESION_DRIVE_DIR",
+             "SKIN_LESION_DOWNLOAD", "FAKE_COLAB_SECRETS", "FAKE_COLAB_DENIED", "FAKE_COLAB_LOG")
 SECRETS = {"KAGGLE_USERNAME": "student", "KAGGLE_KEY": "from-colab-secrets"}
 METADATA_CSV = (b"lesion_id,image_id,dx,dx_type,age,sex,localization\n"
                 b"HAM_0000001,ISIC_0000001,nv,follow_up,45.0,male,back\n"
@@ -317,7 +317,7 @@ def test_no_data_no_credentials_explains_and_leaves_the_synthetic_set(fake_colab
     for needed in ("synthetic demo set", "KAGGLE_USERNAME", "KAGGLE_KEY", "kaggle.json", "SecretNotFoundError",
                    "%env SKIN_LESION_DOWNLOAD=dataverse", "%env SKIN_LESION_DRIVE_DIR="):
         assert needed in out, f"the message lacks {needed!r}:\n{out}"
-    assert "--dataset melanoma10k" in out and "--dataset dermamnist-split" in out
+    assert "--dataset melanoma10k" in out and "--dataset dermamnist-split" in out and "--dataset isic2018-test" in out
 
 
 @pytest.fixture
@@ -400,12 +400,15 @@ def test_drive_folder_with_the_data_mounts_and_downloads_nothing(fake_colab: Fak
     (drive / "ham10000" / "HAM10000_metadata.csv").write_bytes(METADATA_CSV)
     (drive / "melanoma10k" / "train").mkdir(parents=True)
     (drive / "dermamnist_split.csv").write_text("image_id,dermamnist_split\n")
+    (drive / "isic2018_test" / "images").mkdir(parents=True)
+    (drive / "isic2018_test" / "labels.csv").write_text("image_id,dx\n")
     monkeypatch.setenv("SKIN_LESION_DRIVE_DIR", str(drive))
     found = colab.prepare_data()
     assert fake_colab.mounts == [f"mount {fake_colab.mount_point}"]
     assert not calls, "the data on Drive must not be downloaded again"
     assert found == {"HAM10000_DIR": str(drive / "ham10000"), "MELANOMA10K_DIR": str(drive / "melanoma10k"),
-                     "DERMAMNIST_SPLIT_CSV": str(drive / "dermamnist_split.csv")}
+                     "DERMAMNIST_SPLIT_CSV": str(drive / "dermamnist_split.csv"),
+                     "ISIC2018_TEST_DIR": str(drive / "isic2018_test")}
     assert all(os.environ[name] == value for name, value in found.items())
     assert Path.cwd() == fake_colab.project / "notebooks"
 

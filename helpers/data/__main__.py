@@ -47,11 +47,11 @@ def synth(args: argparse.Namespace) -> int:
     return 0
 
 
-DOWNLOAD_DATASETS: tuple[str, ...] = ("ham10000", "melanoma10k", "dermamnist-split")
+DOWNLOAD_DATASETS: tuple[str, ...] = ("ham10000", "melanoma10k", "dermamnist-split", "isic2018-test")
 
 
 def download(args: argparse.Namespace) -> int:
-    """Fetch HAM10000, melanoma10k or the DermaMNIST split CSV (network access needed)."""
+    """Fetch HAM10000, melanoma10k, the DermaMNIST split CSV or the ISIC 2018 test set (network access needed)."""
     from .catalog import download_dataset
 
     where = download_dataset(args.dataset, args.target, source=args.source, ham10000_dir=args.ham10000_dir,
@@ -94,12 +94,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=700)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=synth)
-    p = commands.add_parser("download", help="download HAM10000, melanoma10k or the DermaMNIST split (needs network)")
+    p = commands.add_parser("download", help="download HAM10000, melanoma10k, the DermaMNIST split or the ISIC 2018 "
+                                             "Task 3 test set (needs network)")
     p.add_argument("--dataset", choices=DOWNLOAD_DATASETS, default="ham10000")
     p.add_argument("--source", choices=("dataverse", "kaggle"), default=None,
                    help="ham10000: dataverse (default, no account) or kaggle; melanoma10k: kaggle only")
     p.add_argument("--target", type=Path, default=None,
-                   help="default data/ham10000, data/melanoma10k or data/dermamnist_split.csv in the project")
+                   help="default data/ham10000, data/melanoma10k, data/dermamnist_split.csv or data/isic2018_test "
+                        "in the project")
     p.add_argument("--ham10000-dir", type=Path, default=None,
                    help="dermamnist-split: the HAM10000 folder giving lesion_id and dx "
                         "(default $HAM10000_DIR, then data/ham10000)")

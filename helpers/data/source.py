@@ -1,8 +1,9 @@
 """Which data a run uses: explicit data_dir, then $HAM10000_DIR, then data/ham10000/, then the synthetic demo set.
 
 Every data set is found the same way (`resolve_path`): a parameter, else an environment variable, else its
-place under data/. So are the optional DermaMNIST split CSV (`find_dermamnist_csv`), melanoma10k
-(`helpers.data.melanoma`) and the HAM10000 folder the DermaMNIST split builder reads (`helpers.data.dermamnist`).
+place under data/. So are the optional DermaMNIST split CSV (`find_dermamnist_csv`), the ISIC 2018 Task 3 test
+folder (`find_isic2018_test`), melanoma10k (`helpers.data.melanoma`) and the HAM10000 folder the DermaMNIST split
+builder reads (`helpers.data.dermamnist`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from .ham10000 import METADATA_NAME
 HAM10000_ENV = "HAM10000_DIR"
 DERMAMNIST_ENV = "DERMAMNIST_SPLIT_CSV"
 DERMAMNIST_FILE = "dermamnist_split.csv"
+ISIC2018_TEST_ENV = "ISIC2018_TEST_DIR"
+ISIC2018_TEST_FOLDER = "isic2018_test"
+ISIC2018_TEST_IMAGES_FOLDER = "images"
+ISIC2018_TEST_LABELS = "labels.csv"
 MODELS_ENV = "SKIN_LESION_MODELS_DIR"
 SYNTHETIC_IMAGES = 700
 DATASET_NAMES = {"ham10000": "HAM10000", "melanoma10k": "melanoma10k (Melanoma Skin Cancer Dataset of 10000 Images)"}
@@ -102,6 +107,30 @@ def find_dermamnist_csv(path: str | Path | None = None) -> Path | None:
     """The DermaMNIST split CSV: path, else $DERMAMNIST_SPLIT_CSV, else data/dermamnist_split.csv; None if none is there."""
     found = resolve_path(path, DERMAMNIST_ENV, data_home() / DERMAMNIST_FILE, "dermamnist_csv", kind="file")
     return found[0] if found else None
+
+
+def find_isic2018_test(path: str | Path | None = None) -> Path | None:
+    """The ISIC 2018 Task 3 test folder (images/, labels.csv): path, else $ISIC2018_TEST_DIR, else data/isic2018_test/.
+
+    None when neither is set and data/isic2018_test/ is absent (or empty); a folder given, set or left at the
+    default that lacks images/ or labels.csv is a DataError naming the folder and where it came from.
+    """
+    default = data_home() / ISIC2018_TEST_FOLDER
+    found = resolve_path(path, ISIC2018_TEST_ENV, default, "isic2018_test_dir", usable=lambda d: any(d.iterdir()))
+    if found is None:
+        return None
+    folder, origin = found
+    missing = _isic2018_test_missing(folder)
+    if missing:
+        raise DataError(f"{folder} (from {origin}) holds no {' and no '.join(missing)}, so it is no ISIC 2018 test "
+                        "folder; `python -m helpers.data download --dataset isic2018-test` fetches one")
+    return folder
+
+
+def _isic2018_test_missing(folder: Path) -> list[str]:
+    parts = ((f"{ISIC2018_TEST_IMAGES_FOLDER}/", (folder / ISIC2018_TEST_IMAGES_FOLDER).is_dir()),
+             (ISIC2018_TEST_LABELS, (folder / ISIC2018_TEST_LABELS).is_file()))
+    return [name for name, present in parts if not present]
 
 
 def display_path(path: str | Path) -> str:
