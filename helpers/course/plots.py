@@ -546,3 +546,31 @@ def scaling_cost(table: pd.DataFrame, x: str, metric: str = "balanced_accuracy",
     _legend_outside(ax)
     ax.grid(alpha=0.3, which="both")
     return ax
+
+
+# ---------------------------------------------------------------- will it work elsewhere? (notebook 07)
+
+
+def risk_coverage_curves(curves: dict[str, pd.DataFrame], levels: Sequence[float] = (), ax: plt.Axes | None = None) -> plt.Axes:
+    """Risk (error rate of the kept cases) against coverage, one line per label (e.g. "score · split"), AURC in the
+    legend; dotted verticals at the coverage levels."""
+    ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
+    for label, curve in curves.items():
+        ax.plot(curve["coverage"], curve["risk"], label=f"{label} (AURC {curve['risk'].mean():.3f})")
+    for level in levels:
+        ax.axvline(level, color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="coverage (share of cases the model decides)", ylabel="risk (error rate of those cases)",
+           title="Risk–coverage", xlim=(0, 1), ylim=(0, None))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def class_mix(mix: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Grouped bars of each class's share (rows: classes) per column (e.g. all cases and those set aside, per split)."""
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    mix.plot.bar(ax=ax, width=0.8, color=sns.color_palette("Paired", len(mix.columns)))
+    ax.set(xlabel="diagnosis", ylabel="share of cases", title="Which cases are set aside")
+    ax.tick_params(axis="x", rotation=0)
+    ax.legend(fontsize=8)
+    return ax

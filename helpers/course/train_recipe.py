@@ -82,7 +82,9 @@ def train_recipe(reference: str, preset: str, checkpoint: str | Path, data_dir: 
         result = fit(model, data.train, data.val, arm.train)
         epochs_run, best_epoch, amp = len(result.history), result.best_epoch, result.amp
     test = evaluate_split(model, data, "test", n_boot=200, seed=seed)
-    run = {"recipe": reference, "preset": preset, "seed": seed, "max_images": max_images, "arm": arm.to_dict()}
+    kind = (resolve_melanoma_source if reference in FOLDER_ARMS else resolve_data_source)(data_dir).kind
+    run = {"recipe": reference, "preset": preset, "seed": seed, "max_images": max_images, "data_source": kind,
+           "arm": arm.to_dict()}
     if rank == 0:
         save_checkpoint(model, checkpoint, {"train": arm.train.to_dict(), "run": run, "amp_resolved": amp},
                         {**validation_rules(model, data), "tta": False, "best_epoch": best_epoch})

@@ -185,3 +185,40 @@ def scaling_study(table: pd.DataFrame, fits: pd.DataFrame, overtakes: pd.DataFra
             + ("\n".join(pretrained) or "- no pretrained arm ran here (no ImageNet weights on this machine)")
             + f"\n\n**Power laws:** {loose} of {len(fits)} arms have no fit or only a loosely determined exponent "
             "(section 4). " + overtaking)
+
+
+def external_test(summaries: Mapping[str, Summaries], choices: Mapping[str, Any], selective: Mapping[str, Any],
+                  goals: Mapping[str, Mapping[str, Any]], config: Any, *, internal: str, external: str | None) -> str:
+    """Notebook 07's Results: the system chosen on validation internally and externally, the operating point, the
+    ensemble against its members, what abstention buys, and the goals.
+
+    summaries: split -> system -> metrics summary (helpers.evaluation.shift.split_summaries); choices: the
+    validation choices as a dictionary; selective: split -> selective results without curves; goals: shift.goals.
+    """
+    best, inside = choices["best"], summaries[internal]
+    decided = inside[best]["balanced_decision"]
+    lines = [f"The system chosen on validation is **{best}** (validation balanced accuracy "
+             f"{fmt(choices['validation_balanced_accuracy'][best])} under its balanced decision, tau {choices['taus'][best]:g}). "
+             f"On {data_name(config.data_source)}'s lesion-disjoint test its balanced decision reaches balanced accuracy "
+             f"{fmt(decided['balanced_accuracy'])} and its probabilities macro AUC {fmt(inside[best]['macro_auc'])}."]
+    if external is None:
+        lines.append("No external test set was configured, so nothing here says how it does elsewhere: get the ISIC 2018 "
+                     "test with `python -m helpers.data download --dataset isic2018-test` and rerun.")
+        return " ".join(lines) + _ending(config.data_source)
+    outside = summaries[external]
+    lines.append(f"On {external} ({outside[best]['n_test']} images) the balanced decision reaches "
+                 f"{with_interval(outside[best]['balanced_decision'])}, a drop of "
+                 f"{fmt(decided['balanced_accuracy'] - outside[best]['balanced_decision']['balanced_accuracy'])}, and "
+                 f"{with_interval(outside[best], 'macro_auc', 'macro AUC')}.")
+    members = [m for m in choices["members"]]
+    lines.append("The ensemble's external balanced accuracy (arg-max) is " + fmt(outside[choices["ensemble"]]["balanced_accuracy"])
+                 + ", against " + " and ".join(f"{fmt(outside[m]['balanced_accuracy'])} for {m}" for m in members) + ".")
+    kept = selective[external]["at_coverage"]
+    level = next(iter(kept))
+    lines.append(f"Abstaining by {choices['score'].replace('_', ' ')} at the validation threshold for coverage {level}, "
+                 f"the model decides {fmt(kept[level]['coverage'])} of the external images with balanced accuracy "
+                 f"{fmt(kept[level]['balanced_accuracy'])} and sets aside {kept[level]['n_set_aside']} "
+                 f"({kept[level]['mel_set_aside']} of them melanomas).")
+    table = ["", "| goal | value | target | met |", "|---|---|---|---|"]
+    table += [f"| {name} | {fmt(g['value'])} | {fmt(g['target'])} | {'yes' if g['met'] else 'no'} |" for name, g in goals.items()]
+    return " ".join(lines) + "\n" + "\n".join(table) + _ending(config.data_source)

@@ -26,7 +26,7 @@ CALIBRATION_ENV = "SKIN_LESION_CALIBRATION"
 SERIES_CALIBRATION = "calibration.json"  # beside a series' reports: the calibration its estimates came from
 REFERENCE_CPU = Path(__file__).with_name("cpu_2core.json")  # the committed calibration of the course's 2-core CPU
 SERIES = ("01_eda", "02_preprocessing", "03_custom_cnn", "04_resnet_transfer", "05_efficientnet_binary",
-          "06_scaling_study")
+          "06_scaling_study", "07_external_test")
 DEVICES = ("this", "cpu", *GPUS)
 
 
@@ -170,8 +170,14 @@ def sizes_for(notebook: str, data_source: str, data_root: str, max_images: int |
         melanoma = tuple(sum(1 for p in (root / part).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
                          for part in ("train", "test"))
         melanoma = (cap(melanoma[0]), cap(melanoma[1])) if max_images else melanoma
+    external = 0
+    if notebook == "07_external_test":
+        from ...data.source import find_isic2018_test
+
+        folder = find_isic2018_test(None)
+        external = cap(len(list((folder / "images").glob("*")))) if folder is not None else 0
     return DataSizes(ham=ham, dermamnist=dermamnist, melanoma_train=melanoma[0], melanoma_test=melanoma[1],
-                     synthetic=synthetic)
+                     synthetic=synthetic, external=external)
 
 
 def announce(config: Any, budget_minutes: float = 30.0, rows: Iterable[Any] | None = None,

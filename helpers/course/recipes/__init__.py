@@ -6,6 +6,7 @@
                                                     dermamnist_finetune
     05_efficientnet_binary  efficientnet_binary.py  reference, ours, ham
     06_scaling_study        scaling_study.py        the grid settings and FIXED_RECIPE (rows, not named arms)
+    07_external_test        external_test.py        no arms: it tests 03's, 04's and 05's models elsewhere
 
 `cpu` is sized so the whole series runs in about an hour on a 2-core laptop-class CPU; `gpu` uses the full
 settings of the reference notebooks; `smoke` runs each notebook in seconds on tiny data for tests. Settings named
@@ -30,7 +31,7 @@ from typing import Any
 
 from ...data.images import RESIZE_POLICIES
 from ...core.validate import check_bool, check_choice, check_int, check_number
-from . import custom_cnn, efficientnet_binary, preprocessing, resnet_transfer, scaling_study
+from . import custom_cnn, efficientnet_binary, external_test, preprocessing, resnet_transfer, scaling_study
 from .arms import CHECK_EPOCHS, Arm, NotebookRecipes
 
 CHECK_ENV = "SKIN_LESION_CHECK"  # set by `python -m helpers.reports --check`
@@ -43,7 +44,7 @@ DEMO_GRID_FRACTIONS = 3  # the demo's scaling grid: the 3 largest fractions, the
 GRID_N_BOOT = 100  # bootstrap resamples per grid run in both sizings (1,000 in the presets)
 NOTEBOOKS: dict[str, NotebookRecipes] = {module.NOTEBOOK: module.RECIPES for module in
                                          (preprocessing, custom_cnn, resnet_transfer, efficientnet_binary,
-                                          scaling_study)}
+                                          scaling_study, external_test)}
 # Each notebook's settings per preset, as plain dictionaries (what `recipe` starts from).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {name: {preset: dict(values) for preset, values in spec.settings.items()}
                                                  for name, spec in NOTEBOOKS.items()}
@@ -242,4 +243,6 @@ def capped_settings(notebook: str, settings: dict[str, Any], sizing: Sizing) -> 
     if notebook == "06_scaling_study":
         capped.update(fractions=sorted(settings["fractions"])[-sizing.grid_fractions:], seeds=settings["seeds"][:1],
                       seeds_up_to=0.0, pretrained_fractions=[1.0], min_images=0, n_boot=sizing.n_boot, resume=False)
+    if notebook == "07_external_test":
+        capped.update(n_boot=sizing.n_boot)
     return capped
