@@ -20,7 +20,9 @@ What the index shows per notebook, and where it comes from (the contract for not
   the best balanced accuracy on the notebook's main test set), with the test set it is on;
 - goals: the rows of the README's goals table (between <!-- goals:start --> and <!-- goals:end -->) whose
   notebook column is the notebook's number; "all" rows go with the series row;
-- status, preset, data, hardware and wall time from runs.json and metrics.
+- status, preset, data, hardware and wall time from runs.json and metrics;
+- the series row links the model card (model_card.md, helpers.reporting.model_card) when it exists: the build
+  writes it whenever notebook 07's metrics (metrics/07_external_test.json) exist.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.io import atomic_open
+from .model_card import MODEL_CARD, model_card, source_path
 from .results import Goal, index_headline, load_metrics
 
 RUNS_FILE = "runs.json"
@@ -447,15 +450,23 @@ def _facts(out_dir: Path, name: str, status: str, run: Mapping[str, Any], metric
     return " · ".join(facts)
 
 
+def model_card_link(out_dir: Path) -> str:
+    """The series row's link to the model card, when out_dir has one (else nothing)."""
+    if not (out_dir / MODEL_CARD).exists():
+        return ""
+    return (f'<p class="model-card"><a href="{MODEL_CARD}">Model card</a> of the system chosen on validation: '
+            "intended use, evaluation data, every metric with its interval, caveats.</p>")
+
+
 def index_html(out_dir: Path, notebooks: Sequence[str], pages: Sequence[Page], goals: Sequence[Goal] = ()) -> str:
-    """The index page of out_dir: one card per notebook, then the series row."""
+    """The index page of out_dir: one card per notebook, then the series row (with the model card's link)."""
     runs, metrics = load_runs(out_dir), load_metrics(out_dir)
     by_name = {page.name: page for page in pages}
     keyed = goals_by_notebook(goals, notebooks)
     cards = [card_html(out_dir, name, by_name.get(name), runs.get(name, {}), metrics.get(name, {}), keyed.get(name, []))
              for name in notebooks]
     series = [f'<section class="series"><h2 id="series">Series</h2><p>{html.escape(series_time(runs, notebooks))}</p>'
-              f'{goals_html(keyed.get("all", []))}</section>']
+              f'{model_card_link(out_dir)}{goals_html(keyed.get("all", []))}</section>']
     title, warning = INDEX_TITLE, WARNINGS.get(out_dir.name)
     if warning:
         title += f" ({warning[0]})"
@@ -517,7 +528,8 @@ def build_site(out_dir: Path, notebooks: Sequence[str] | None = None, goals: Seq
     """Give every report in out_dir its header and rebuild index.html (runs nothing); the files that changed.
 
     notebooks: the series in order (default: every NN_name.html in out_dir); goals: the README's goals table
-    (helpers.reporting.results.read_goals) to show beside each notebook (none for demo and check runs).
+    (helpers.reporting.results.read_goals) to show beside each notebook (none for demo and check runs). The model
+    card (model_card.md) is rewritten first whenever notebook 07's metrics exist, so that the index links it.
     """
     if notebooks is None:
         notebooks = sorted(p.stem for p in out_dir.glob("[0-9][0-9]_*.html") if not p.stem.endswith(".failed"))
@@ -528,6 +540,9 @@ def build_site(out_dir: Path, notebooks: Sequence[str] | None = None, goals: Seq
             text = path.read_text(encoding="utf-8") if path.exists() else ""
             if is_document(text) and _write_if_changed(path, finish_report(text, name, pages, failed)):
                 changed.append(path)  # a file that is no HTML page is not ours to change
+    card = out_dir / MODEL_CARD
+    if source_path(out_dir).exists() and _write_if_changed(card, model_card(out_dir)):
+        changed.append(card)
     index = out_dir / "index.html"
     if _write_if_changed(index, index_html(out_dir, notebooks, pages, goals)):
         changed.append(index)
