@@ -22,8 +22,8 @@ The names, by stage of a notebook (each loads its module on first use, so `impor
     studies     eda, scaling, powerlaw (modules)
     display     plots (module), history_table, value_table, full_text, fmt_ci, test_set_name
     results     summaries (module: each notebook's Results section written from its own numbers)
-    elsewhere   find_isic2018_test, load_external, missing_models, train_missing, model_outputs (notebook 07's models
-                and data), choose_on_validation (every choice, on validation only), shift (module: the tables),
+    elsewhere   find_isic2018_test, load_external, missing_models, train_missing, model_outputs, ENSEMBLE_MEMBERS
+                (notebook 07's models and data), choose_on_validation (every choice, on validation only), shift (module: the tables),
                 DERMAMNIST_E
     end         finish (metrics assembled, validated and saved; the best checkpoint)
 """
@@ -66,6 +66,7 @@ _SOURCES: dict[str, str] = {
     "finish": "reporting.finish", "summaries": "reporting.summaries",
     "find_isic2018_test": "data.source", "load_external": "course.external_test", "missing_models": "course.external_test",
     "train_missing": "course.external_test", "model_outputs": "course.external_test",
+    "ENSEMBLE_MEMBERS": "course.external_test",
     "choose_on_validation": "evaluation.choices", "shift": "evaluation.shift", "DERMAMNIST_E": "evaluation.published",
 }
 _MODULES = {"duplicates": "data.duplicates", "metrics": "evaluation.metrics", "shift": "evaluation.shift", "gradcam": "evaluation.gradcam", "eda": "course.eda",

@@ -93,6 +93,13 @@ def expect_06(metrics: dict, folder: Path) -> None:
     assert len({row["fraction"] for row in metrics["scaling"]}) > 2  # fractions passed to setup(...) reach the grid
 
 
+def expect_07(metrics: dict, folder: Path) -> None:
+    assert metrics["tta"] is False
+    assert metrics["choices"]["target_sensitivity"] == 0.95
+    assert set(metrics["choices"]["coverage_thresholds"]) == {"0.7", "0.95"}
+    assert {row["split"] for row in metrics["operating_points"]} >= {"test"}
+
+
 @pytest.fixture(scope="module")
 def exercise_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One models folder for every exercise run, holding the project's model profiles where it has them (FLOP counts
@@ -107,7 +114,8 @@ def exercise_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-EXPECTED = {"01": expect_01, "02": expect_02, "03": expect_03, "04": expect_04, "05": expect_05, "06": expect_06}
+EXPECTED = {"01": expect_01, "02": expect_02, "03": expect_03, "04": expect_04, "05": expect_05, "06": expect_06,
+            "07": expect_07}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

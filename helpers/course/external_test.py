@@ -33,7 +33,7 @@ SOURCE_MODELS: dict[str, tuple[str, str, str]] = {
     "04 transfer (best on validation)": ("04_resnet_transfer:finetune", "04_resnet_transfer.pt", "dx"),
     "05 binary EfficientNet": ("05_efficientnet_binary:ham", "05_ham10000_binary_efficientnet.pt", "binary"),
 }
-MEMBERS = ("03 improved CNN", "04 transfer (best on validation)")  # the ensemble's members, 03 then 04
+ENSEMBLE_MEMBERS = ("03 improved CNN", "04 transfer (best on validation)")  # the ensemble's members, 03 then 04
 RUN_KEYS = ("preset", "data_source", "max_images", "seed")  # what a checkpoint must share with this run
 
 

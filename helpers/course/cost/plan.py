@@ -201,26 +201,26 @@ def plan_scaling_study(recipe: Recipe, sizes: DataSizes, can_pretrain: Callable[
 
 
 def plan_external_test(recipe: Recipe, sizes: DataSizes, pretrained: Callable[[str], bool],
-                       missing: Callable[[str], bool]) -> NotebookPlan:
-    """07: each source model whose checkpoint is missing (missing(checkpoint file)) trained by its recipe and tested
-    once, then every model's logits with TTA on validation, test and the external set, and the metric summaries."""
+                       missing: Callable[[str], bool] = lambda name: False) -> NotebookPlan:
+    """07: each source model still to train (missing(name); none by default, as in a series, where 03, 04 and 05
+    run first) trained by its recipe and tested once, then every model's logits with TTA on validation, test and the
+    external set, and the metric summaries."""
     from ..external_test import SOURCE_MODELS
     from ..recipes import resolve_recipe
 
     train, val, test = sizes.ham_split()
     runs, loads = [], []
-    for name, (reference, filename, _) in SOURCE_MODELS.items():
+    for name, (reference, _, _) in SOURCE_MODELS.items():
         notebook, _, arm_name = reference.partition(":")
         arm = resolve_recipe(notebook, recipe.preset, seed=recipe.seed).arm(arm_name)
         arm = arm.using(_weights_or_fallback(arm, pretrained), None) if arm.pretrained else arm
-        if missing(filename):
+        if missing(name):
             runs.append(arm_run(arm, train, val, f"{name}: trained by its recipe", extra_eval=test + 2 * val, bootstraps=1))
         runs.append(Run(f"{name}: validation, test and external logits with TTA", arm.model, arm.image_size,
                         arm.train.batch_size, eval_images=TTA_VIEWS * (val + test + sizes.external), bootstraps=5,
                         eval_batch_size=arm.train.eval_batch_size))
         loads.append(("ham10000", arm.image_size, sizes.ham))
-    notes = ("checkpoints of 03, 04 and 05 found in models/ are taken to be this run's (the notebook checks them)",)
-    return NotebookPlan(recipe.notebook, recipe.preset, tuple(runs), tuple(dict.fromkeys(loads)), notes)
+    return NotebookPlan(recipe.notebook, recipe.preset, tuple(runs), tuple(dict.fromkeys(loads)))
 
 
 def plan_notebook(recipe: Recipe | None, notebook: str, preset: str, sizes: DataSizes,
@@ -243,9 +243,7 @@ def plan_notebook(recipe: Recipe | None, notebook: str, preset: str, sizes: Data
     if notebook == "06_scaling_study":
         return plan_scaling_study(recipe, sizes, pretrained)
     if notebook == "07_external_test":
-        from ...data.source import models_home
-
-        return plan_external_test(recipe, sizes, pretrained, lambda name: not (models_home() / name).is_file())
+        return plan_external_test(recipe, sizes, pretrained)
     raise ValueError(f"no cost plan for notebook {notebook!r}")
 
 

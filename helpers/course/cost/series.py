@@ -193,6 +193,12 @@ def announce(config: Any, budget_minutes: float = 30.0, rows: Iterable[Any] | No
 
         pending = set(rows)
         plan = plan_scaling_study(config.recipe, sizes, pretrained_here(), done=lambda row: row not in pending)
+    elif notebook == "07_external_test":  # the models whose checkpoints this run cannot use train first
+        from ..external_test import missing_models
+        from .plan import plan_external_test
+
+        missing = missing_models(config.models_dir, config.to_dict())
+        plan = plan_external_test(config.recipe, sizes, pretrained_here(), lambda name: name in missing)
     else:
         plan = notebook_plan(notebook, config.preset, sizes, pretrained_here(), recipe=config.recipe)
     where = (f"this machine ({config.hardware}, from its calibration)" if target is None
