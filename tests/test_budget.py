@@ -245,3 +245,18 @@ def test_notebook_06_estimates_only_the_rows_still_to_run(synthetic_dir, tmp_pat
     assert pending == grid[1:] and scaling.pending_rows(grid, data, tmp_path, resume=False) == grid
     text = config.estimate(rows=pending)
     assert f"for the {len(grid) - 1} grid row(s) still to run" in text
+
+
+def test_a_run_of_some_notebooks_keeps_the_series_calibration_of_the_others(tmp_path: Path) -> None:
+    from helpers.course.cost.calibration import Calibration, Entry, write_calibration
+    from helpers.reporting.series import kept_with
+
+    def calibration(hardware: str, *entries: Entry) -> Calibration:
+        return Calibration(hardware, "cpu", "off", 2, "2026-12-07T00:00:00+00:00", entries, 0.001, 1.0)
+
+    old, remeasured = Entry("resnet18", 96, 64, 0.01, 0.002), Entry("improved_cnn", 64, 64, 0.001, 0.0002)
+    path = write_calibration(calibration("cpu A", old, remeasured), tmp_path / "calibration.json")
+    fresh = calibration("cpu A", Entry("improved_cnn", 64, 64, 0.002, 0.0003))
+    assert kept_with(fresh, path).entries == (old, *fresh.entries)
+    assert kept_with(calibration("cpu B", *fresh.entries), path).entries == fresh.entries  # another machine: only fresh
+    assert kept_with(fresh, tmp_path / "absent.json") is fresh

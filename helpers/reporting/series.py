@@ -227,13 +227,29 @@ def record_calibration(out_dir: Path, preset: str | None, notebooks: list[str]) 
 
     plans = plans_here(resolve_config(preset or "auto"), notebooks)
     print(f"calibrating this machine for the cost model ({len(work_of(plans))} model/size/batch entries) …", flush=True)
-    path = write_calibration(calibrate(work_of(plans), hardware_description(), progress=False),
-                             out_dir / SERIES_CALIBRATION)
+    fresh = calibrate(work_of(plans), hardware_description(), progress=False)
+    path = write_calibration(kept_with(fresh, out_dir / SERIES_CALIBRATION), out_dir / SERIES_CALIBRATION)
     os.environ[CALIBRATION_ENV] = str(path)
     target = target_for("this", plans)
     estimates = {plan.notebook: [round(m, 2) for m in estimate_notebook(plan, target).minutes] for plan in plans}
     print("estimated minutes: " + ", ".join(f"{name} {low:.1f}–{high:.1f}" for name, (low, high) in estimates.items()))
     return estimates
+
+
+def kept_with(fresh: Any, path: Path) -> Any:
+    """fresh, plus the entries of the calibration at path that fresh did not measure when both come from the same
+    machine: a run of some notebooks (--only) keeps what the series' other notebooks were estimated from."""
+    from ..course.cost.calibration import Calibration, read_calibration
+
+    try:
+        old = read_calibration(path) if path.is_file() else None
+    except ValueError:
+        old = None
+    if old is None or old.hardware != fresh.hardware:
+        return fresh
+    measured = {(e.model, e.image_size, e.batch_size, e.train_s_per_image is None) for e in fresh.entries}
+    kept = tuple(e for e in old.entries if (e.model, e.image_size, e.batch_size, e.train_s_per_image is None) not in measured)
+    return Calibration(**{**fresh.__dict__, "entries": kept + fresh.entries})
 
 
 def site(out_dir: Path, notebooks: list[str], readme: Path | None) -> list[Path]:
