@@ -1,4 +1,4 @@
-"""The Results sections of notebooks 03–06 as Markdown, written from the run's own numbers (the notebook displays them).
+"""The Results sections of notebooks 03–07 as Markdown, written from the run's own numbers (the notebook displays them).
 
 Every function takes metric summaries (helpers.evaluation.metrics.metrics_summary dictionaries, keyed by the row
 names of the notebook's tables) and the few other values it quotes; none computes a metric of its own.
