@@ -91,3 +91,25 @@ def test_scaling_study_counts_loose_fits_and_pairs_beyond_seed_noise() -> None:
     assert "**r18**, 7,000 training images: 0.550 from scratch, 0.700 pretrained" in text
     assert "of 2 pairs of from-scratch models, 1 differ" in text and "(0.040 in balanced accuracy)" in text
     assert "no gap between models can be told apart" in summaries.scaling_study(table, fits, overtakes, None, n_test=1)
+
+
+def test_external_test_quotes_the_metrics_it_is_given() -> None:
+    import json
+    from pathlib import Path
+
+    metrics = json.loads((Path(__file__).parent / "fixtures" / "07_external_test.smoke-real.json").read_text())
+    external = metrics["external"]["name"]
+    by_split = {"test": {}, external: {}}
+    for name, entry in metrics["models"].items():
+        system, split = name.rsplit(" · ", 1)
+        by_split[split][system] = entry
+    best = metrics["choices"]["best"]
+    text = summaries.external_test(by_split, metrics["choices"], metrics["selective"], metrics["goals"],
+                                   SimpleNamespace(data_source="ham10000"), internal="test", external=external)
+    outside = by_split[external][best]["balanced_decision"]
+    assert f"**{best}**" in text
+    assert summaries.with_interval(outside) in text
+    assert f"| {next(iter(metrics['goals']))} |" in text
+    alone = summaries.external_test({"test": by_split["test"]}, metrics["choices"], {}, {},
+                                    SimpleNamespace(data_source="synthetic"), internal="test", external=None)
+    assert "No external test set" in alone and "Synthetic" in alone
