@@ -243,6 +243,4 @@ def capped_settings(notebook: str, settings: dict[str, Any], sizing: Sizing) -> 
     if notebook == "06_scaling_study":
         capped.update(fractions=sorted(settings["fractions"])[-sizing.grid_fractions:], seeds=settings["seeds"][:1],
                       seeds_up_to=0.0, pretrained_fractions=[1.0], min_images=0, n_boot=sizing.n_boot, resume=False)
-    if notebook == "07_external_test":
-        capped.update(n_boot=sizing.n_boot)
     return capped
