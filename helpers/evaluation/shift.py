@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .choices import Choices, ModelOutputs, confidence_scores, decisions, malignant_probability, system_probs
-from .decision import balanced_decision_summary
+from ..data.labels import MALIGNANT_DX
+from .decision import balanced_accuracy, balanced_decision_summary
 from .metrics import apply_temperature, expected_calibration_error, metrics_summary, sensitivity_specificity
 from .selective import aurc, risk_coverage, selective_summary
 
@@ -67,7 +68,7 @@ def operating_points(models: Mapping[str, ModelOutputs], choices: Choices, split
         for system, p in probs.items():
             model = models.get(system, models[choices.members[0]])
             outputs = model.splits[split]
-            truth = np.isin(outputs.dx, ["mel", "bcc", "akiec"])
+            truth = np.isin(outputs.dx, list(MALIGNANT_DX))
             threshold = choices.malignant_thresholds[system]
             sensitivity, specificity = sensitivity_specificity(truth, malignant_probability(p, model.classes), threshold)
             row = {"system": system, "split": split, "malignant threshold": round(threshold, 4),
@@ -75,8 +76,7 @@ def operating_points(models: Mapping[str, ModelOutputs], choices: Choices, split
             if len(model.classes) > 2:
                 decided = decisions(p, choices, system)
                 mel = outputs.y_true == model.classes.index("mel")
-                row.update({"balanced decision: bal. acc.": round(float(np.mean(
-                    [(decided[outputs.y_true == c] == c).mean() for c in np.unique(outputs.y_true)])), 3),
+                row.update({"balanced decision: bal. acc.": round(balanced_accuracy(outputs.y_true, decided), 3),
                     "balanced decision: mel recall": round(float((decided[mel] == model.classes.index("mel")).mean()), 3)
                     if mel.any() else None})
             rows.append(row)
