@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data.splits import LINK_COLUMNS, LINKED_LESIONS, lesion_groups, lesion_split, read_links
-from helpers.evaluation.leakage import LINK_SIMILARITY, crossing_pairs, linked_pairs
+from helpers.data.splits import LINK_COLUMNS, LINK_SOURCES, LINKED_LESIONS, lesion_groups, lesion_split, read_links
+from helpers.evaluation.leakage import LINK_SIMILARITY, crossing_pairs, linked_pairs, search_recall
+
+SEARCH, PUBLISHED = LINK_SOURCES
 
 
 def toy_index() -> pd.DataFrame:
@@ -62,10 +64,23 @@ def test_linked_pairs_need_near_identical_embeddings_and_equal_metadata() -> Non
 def test_the_shipped_links_are_well_formed() -> None:
     shipped = pd.read_csv(LINKED_LESIONS, dtype={"similarity": float})
     assert set(LINK_COLUMNS) <= set(shipped.columns) and len(shipped) > 0
-    assert (shipped["similarity"] >= LINK_SIMILARITY).all()
+    sources = shipped["source"].str.split("; ")
+    assert sources.map(lambda names: len(names) > 0 and set(names) <= set(LINK_SOURCES)).all()
+    searched = sources.map(lambda names: SEARCH in names)
+    assert (shipped.loc[searched, "similarity"] >= LINK_SIMILARITY).all()  # what the search found passed its threshold
+    assert shipped.loc[~searched, "similarity"].isna().all()  # a published-only pair has no similarity of ours
+    pairs = shipped[["image_id_a", "image_id_b"]].apply(frozenset, axis=1)
+    assert not pairs.duplicated().any()  # a pair both found is one row naming both sources
     assert (shipped["lesion_id_a"] != shipped["lesion_id_b"]).all()
     assert shipped[["lesion_id_a", "lesion_id_b"]].stack().str.match(r"HAM_\d{7}$").all()
     assert len(read_links()) == len(shipped)
+
+
+def test_search_recall_counts_the_published_pairs_the_search_also_found() -> None:
+    table = links(("I0", "A", "I1", "B"), ("I2", "C", "I3", "D"), ("I4", "E", "I5", "F"), ("I6", "G", "I7", "H"))
+    table["source"] = [SEARCH, f"{SEARCH}; {PUBLISHED}", PUBLISHED, PUBLISHED]
+    assert search_recall(table) == (1, 3)
+    assert search_recall(links(("I0", "A", "I1", "B"))) == (0, 0)  # a list without sources publishes nothing
 
 
 @pytest.mark.skipif(not os.environ.get("HAM10000_DIR"), reason="real HAM10000 data not configured (set HAM10000_DIR)")
@@ -79,9 +94,11 @@ def test_on_real_data_every_link_fits_its_images_and_no_pair_crosses_the_default
         assert shipped[f"image_id_{side}"].isin(rows.index).all()
         assert (rows.loc[shipped[f"image_id_{side}"], "lesion_id"].astype(str).to_numpy()
                 == shipped[f"lesion_id_{side}"].to_numpy()).all()
-    for key in ("dx", "sex", "localization"):
-        assert (rows.loc[shipped["image_id_a"], key].astype(str).to_numpy()
-                == rows.loc[shipped["image_id_b"], key].astype(str).to_numpy()).all()
+    searched = shipped[shipped["source"].str.contains(SEARCH, regex=False)]
+    for key in ("dx", "sex", "localization"):  # the search's rule (the published list has two pairs that differ)
+        assert (rows.loc[searched["image_id_a"], key].astype(str).to_numpy()
+                == rows.loc[searched["image_id_b"], key].astype(str).to_numpy()).all()
+    assert (rows.loc[shipped["image_id_a"], "dx"].to_numpy() == rows.loc[shipped["image_id_b"], "dx"].to_numpy()).all()
     split = load_or_make_split(index, path=tmp_path / "split.csv")
     assert crossing_pairs(shipped, index, split) == 0
     old = lesion_split(index, seed=0, links=shipped.iloc[:0])
@@ -102,6 +119,8 @@ def test_linked_in_split_says_what_grouping_changes(synthetic_dir: Path) -> None
     if os.environ.get("HAM10000_DIR"):
         real = load_ham10000(os.environ["HAM10000_DIR"], progress=False)
         present, line = linked_in_split(real, lesion_split(real))
+        found, published = search_recall(read_links())
         assert len(present) == len(read_links()) and "separates 0." in line
+        assert f"Of the {published} pairs published by {PUBLISHED}, our embedding search found {found}" in line
         figure = plots.linked_pairs_grid(present, real, n=2)
         assert len([ax for ax in figure.axes if ax.images]) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -215,9 +216,15 @@ def linked_pairs_grid(pairs: pd.DataFrame, index: pd.DataFrame, n: int = 8, ncol
         for side, (image, lesion) in enumerate(((row.image_id_a, row.lesion_id_a), (row.image_id_b, row.lesion_id_b))):
             ax = axes[2 * k + side]
             ax.imshow(open_rgb(paths[image]))
-            ax.set_title(f"{lesion}\n{image}" + (f" · {float(row.similarity):.3f}" if side else ""), fontsize=8)
+            ax.set_title(f"{lesion}\n{image}" + (f" · {_pair_label(row)}" if side else ""), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _pair_label(row: Any) -> str:
+    """A linked pair's embedding similarity, or 'published' for a pair only the published list has."""
+    similarity = pd.to_numeric(getattr(row, "similarity", None), errors="coerce")
+    return "published" if pd.isna(similarity) else f"{float(similarity):.3f}"
 
 
 def _dx_palette() -> dict[str, tuple[float, float, float]]:

@@ -1,9 +1,12 @@
 """Train/val/test splits: lesion-disjoint stratified, official DermaMNIST, and image-level (leaky).
 
 The lesion-disjoint split also keeps together lesions that are linked: HAM10000 files some photographs of one lesion
-under two lesion_ids. `linked_lesions.csv` beside this module lists the pairs the project's search found
-(helpers.evaluation.leakage: near-identical image embeddings with identical dx, sex, site and age); a pair joins one group only
-where both of its images are in the index under those ids, so the list never touches other data.
+under two lesion_ids. `linked_lesions.csv` beside this module lists such pairs; its `source` column says who found
+each: the project's search (helpers.evaluation.leakage: near-identical image embeddings with identical dx, sex, site
+and age), or the published list of Abhishek, Jain & Hamarneh, "Investigating the quality of DermaMNIST and
+Fitzpatrick17k dermatological image datasets", Sci Data 2025 (`newly_discovered_duplicates.csv` in
+github.com/kakumarabhishek/Corrected-Skin-Image-Datasets, DermaMNIST/HAM10000_DuplicateConfirmation), or both. A pair
+joins one group only where both of its images are in the index under those ids, so the list never touches other data.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.15, 0.15)  # train, val, 
 SPLIT_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx", "split")
 LINKED_LESIONS = Path(__file__).with_name("linked_lesions.csv")
 LINK_COLUMNS: tuple[str, ...] = ("image_id_a", "lesion_id_a", "image_id_b", "lesion_id_b")
-SPLIT_VERSION = "linked1"  # part of a saved split's file name: splits made before lesions were linked are not reused
+LINK_SOURCES: tuple[str, ...] = ("embedding search", "Abhishek, Jain & Hamarneh 2025")  # who found a pair (`source`)
+# Part of a saved split's file name, so a split made with an older list of links is not reused
+# (linked1: the embedding search's pairs; linked2: with the published pairs merged in).
+SPLIT_VERSION = "linked2"
 
 
 def grouped_stratified_split(

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.splits import leaked_lesions
+from ..data.splits import LINK_SOURCES, leaked_lesions
 
 KINDS = ("lesion also in train", "other images of the lesion, none in train", "single-image lesion")
 
@@ -87,7 +87,8 @@ def linked_pairs(index: pd.DataFrame, embeddings: np.ndarray, threshold: float =
                 rows.append((index["image_id"].iloc[a], lesion[a], index["image_id"].iloc[b], lesion[b],
                              round(float(similarity[i, j]), 4)))
     columns = ["image_id_a", "lesion_id_a", "image_id_b", "lesion_id_b", "similarity"]
-    return pd.DataFrame(rows, columns=columns).sort_values("similarity", ascending=False, ignore_index=True)
+    pairs = pd.DataFrame(rows, columns=columns).sort_values("similarity", ascending=False, ignore_index=True)
+    return pairs.assign(source=LINK_SOURCES[0])
 
 
 def crossing_pairs(pairs: pd.DataFrame, index: pd.DataFrame, split: pd.Series) -> int:
@@ -95,6 +96,14 @@ def crossing_pairs(pairs: pd.DataFrame, index: pd.DataFrame, split: pd.Series) -
     where = pd.Series(split.to_numpy(), index=index["image_id"].astype(str).to_numpy())
     a, b = pairs["image_id_a"].map(where), pairs["image_id_b"].map(where)
     return int((a.notna() & b.notna() & (a != b)).sum())
+
+
+def search_recall(links: pd.DataFrame) -> tuple[int, int]:
+    """(how many of the published pairs the embedding search also found, how many pairs are published)."""
+    search, published = LINK_SOURCES
+    sources = links["source"].fillna("") if "source" in links else pd.Series("", index=links.index)
+    listed = sources.str.contains(published, regex=False)
+    return int((listed & sources.str.contains(search, regex=False)).sum()), int(listed.sum())
 
 
 def linked_in_split(index: pd.DataFrame, split: pd.Series, seed: int = 0) -> tuple[pd.DataFrame, str]:
@@ -109,7 +118,12 @@ def linked_in_split(index: pd.DataFrame, split: pd.Series, seed: int = 0) -> tup
                          "so grouping them changes nothing here.")
     ungrouped = lesion_split(index, seed=seed, links=links.iloc[:0])
     lesions = present[["lesion_id_a", "lesion_id_b"]].stack().nunique()
-    return present, (f"{len(present)} linked pairs ({lesions} lesion ids) are among this data's images. A split that "
-                     f"ignores them puts the two images of {crossing_pairs(present, index, ungrouped)} pairs in "
-                     f"different splits; the default split, which groups them, separates "
-                     f"{crossing_pairs(present, index, split)}.")
+    line = (f"{len(present)} linked pairs ({lesions} lesion ids) are among this data's images. A split that "
+            f"ignores them puts the two images of {crossing_pairs(present, index, ungrouped)} pairs in "
+            f"different splits; the default split, which groups them, separates "
+            f"{crossing_pairs(present, index, split)}.")
+    found, published = search_recall(present)
+    if published:
+        line += (f" Of the {published} pairs published by {LINK_SOURCES[1]}, our embedding search found {found} "
+                 f"(recall {found / published:.2f}); the list merges both.")
+    return present, line
