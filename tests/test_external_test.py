@@ -163,14 +163,16 @@ def test_load_external_matches_labels_and_keeps_a_share_per_class(tmp_path: Path
     assert external.images(8, "center_crop").shape == (30, 8, 8, 3)
 
 
-def test_a_checkpoint_of_another_preset_does_not_count(tmp_path: Path) -> None:
+def test_a_checkpoint_of_another_preset_or_split_does_not_count(tmp_path: Path) -> None:
+    from helpers.data.splits import SPLIT_VERSION
     from helpers.models import save_checkpoint
     from helpers.models.classifier import build_classifier
 
     path = tmp_path / "m.pt"
     assert checkpoint_problem(path, {}) == "no checkpoint yet"
-    save_checkpoint(build_classifier("improved_cnn", ["benign", "malignant"], 16), path,
-                    {"run": {"preset": "smoke", "data_source": "synthetic", "max_images": 210, "seed": 0}})
-    run = {"preset": "smoke", "data_source": "synthetic", "max_images": 210, "seed": 0}
+    run = {"preset": "smoke", "data_source": "synthetic", "max_images": 210, "seed": 0, "split_version": SPLIT_VERSION}
+    save_checkpoint(build_classifier("improved_cnn", ["benign", "malignant"], 16), path, {"run": run})
     assert checkpoint_problem(path, run) is None
     assert "preset 'smoke' (this run: 'cpu')" in checkpoint_problem(path, {**run, "preset": "cpu"})
+    # a model trained on a split of another list of linked lesions may have trained on this split's test images
+    assert f"split_version {SPLIT_VERSION!r} (this run: 'linked0')" in checkpoint_problem(path, {**run, "split_version": "linked0"})

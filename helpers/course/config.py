@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..data.source import DataSource, describe, models_home, resolve_data_source
+from ..data.splits import SPLIT_VERSION
 from ..core.machine import hardware_description
 from ..core.precision import describe_amp
 from .recipes import NOTEBOOKS, Arm, Recipe, Sizing, resolve_recipe, sizing_for
@@ -92,7 +93,7 @@ class Config:
         """Plain-value dictionary, for JSON next to results and in checkpoints."""
         values = dataclasses.asdict(self)
         values.pop("started")
-        return values
+        return {**values, "split_version": SPLIT_VERSION}  # which list of linked lesions the splits grouped
 
 
 def resolve_preset(preset: str = "auto") -> str:

@@ -34,7 +34,7 @@ SOURCE_MODELS: dict[str, tuple[str, str, str]] = {
     "05 binary EfficientNet": ("05_efficientnet_binary:ham", "05_ham10000_binary_efficientnet.pt", "binary"),
 }
 ENSEMBLE_MEMBERS = ("03 improved CNN", "04 transfer (best on validation)")  # the ensemble's members, 03 then 04
-RUN_KEYS = ("preset", "data_source", "max_images", "seed")  # what a checkpoint must share with this run
+RUN_KEYS = ("preset", "data_source", "max_images", "seed", "split_version")  # what a checkpoint must share with this run
 
 
 @dataclass(frozen=True)

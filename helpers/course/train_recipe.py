@@ -19,6 +19,7 @@ import torch.distributed as dist
 from ..data.dataset import SplitData, load_folder_split_data, load_split_data
 from ..data.melanoma import resolve_melanoma_source
 from ..data.source import resolve_data_source
+from ..data.splits import SPLIT_VERSION
 from ..data.tensors import default_device
 from ..evaluation.decision import class_priors, fit_tau
 from ..evaluation.splits import evaluate_split
@@ -84,7 +85,7 @@ def train_recipe(reference: str, preset: str, checkpoint: str | Path, data_dir: 
     test = evaluate_split(model, data, "test", n_boot=200, seed=seed)
     kind = (resolve_melanoma_source if reference in FOLDER_ARMS else resolve_data_source)(data_dir).kind
     run = {"recipe": reference, "preset": preset, "seed": seed, "max_images": max_images, "data_source": kind,
-           "arm": arm.to_dict()}
+           "split_version": SPLIT_VERSION, "arm": arm.to_dict()}
     if rank == 0:
         save_checkpoint(model, checkpoint, {"train": arm.train.to_dict(), "run": run, "amp_resolved": amp},
                         {**validation_rules(model, data), "tta": False, "best_epoch": best_epoch})
