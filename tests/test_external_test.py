@@ -147,6 +147,23 @@ def test_the_tables_and_goals_report_each_split() -> None:
     assert goals(summaries, choices, selective, "test", None) == {}
 
 
+def test_operating_points_score_every_system_on_benign_against_malignant() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from helpers.evaluation.shift import operating_points
+
+    models = _models()
+    choices = _choose(models)
+    table = operating_points(models, choices, ["test", "external"])
+    for name in ("a", "bin"):  # a seven-class model and a binary one, on the same task
+        outputs = models[name].splits["external"]
+        truth = np.isin(outputs.dx, ["mel", "bcc", "akiec"])
+        expected = roc_auc_score(truth, malignant_probability(system_probs(models, choices, "external")[name],
+                                                              models[name].classes))
+        assert table.loc[(name, "external"), "malignant AUC"] == pytest.approx(round(expected, 3))
+    assert table.loc[("a", "test"), "malignant AUC"] != table.loc[("a", "external"), "malignant AUC"]
+
+
 def test_load_external_matches_labels_and_keeps_a_share_per_class(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     rows = []

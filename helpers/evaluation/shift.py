@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from .choices import Choices, ModelOutputs, confidence_scores, decisions, malignant_probability, system_probs
 from ..data.labels import MALIGNANT_DX
@@ -60,8 +61,9 @@ def side_by_side(summaries: Mapping[str, Mapping[str, dict[str, Any]]], internal
 
 
 def operating_points(models: Mapping[str, ModelOutputs], choices: Choices, splits: Sequence[str]) -> pd.DataFrame:
-    """Per system and split: the malignant threshold fitted on validation and the sensitivity and specificity it gets,
-    and for multi-class systems the balanced decision's balanced accuracy and melanoma recall."""
+    """Per system and split: the AUC of the malignant probability (benign against malignant, whatever the system's
+    classes), the malignant threshold fitted on validation and the sensitivity and specificity it gets, and for
+    multi-class systems the balanced decision's balanced accuracy and melanoma recall."""
     rows = []
     for split in splits:
         probs = system_probs(models, choices, split)
@@ -69,9 +71,11 @@ def operating_points(models: Mapping[str, ModelOutputs], choices: Choices, split
             model = models.get(system, models[choices.members[0]])
             outputs = model.splits[split]
             truth = np.isin(outputs.dx, list(MALIGNANT_DX))
-            threshold = choices.malignant_thresholds[system]
-            sensitivity, specificity = sensitivity_specificity(truth, malignant_probability(p, model.classes), threshold)
-            row = {"system": system, "split": split, "malignant threshold": round(threshold, 4),
+            threshold, malignant = choices.malignant_thresholds[system], malignant_probability(p, model.classes)
+            sensitivity, specificity = sensitivity_specificity(truth, malignant, threshold)
+            auc = roc_auc_score(truth, malignant) if 0 < truth.sum() < len(truth) else None
+            row = {"system": system, "split": split, "malignant AUC": None if auc is None else round(float(auc), 3),
+                   "malignant threshold": round(threshold, 4),
                    "sensitivity": round(sensitivity, 3), "specificity": round(specificity, 3)}
             if len(model.classes) > 2:
                 decided = decisions(p, choices, system)
