@@ -26,7 +26,8 @@ def test_environment_yml_mirrors_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     own = normalized(project["name"])
-    wanted = {normalized(r) for r in project["dependencies"] + extras["reports"] + extras["lab"] + extras["dev"]
+    wanted = {normalized(r) for r in project["dependencies"] + extras["reports"] + extras["lab"] + extras["lite"]
+              + extras["dev"]
               if not normalized(r).startswith(own)}
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
@@ -41,7 +42,7 @@ def test_runtime_dependencies_leave_out_the_report_and_lab_tools() -> None:
     runtime = {normalized(r).split(">")[0].split("=")[0] for r in project["dependencies"]}
     assert not runtime & {"papermill", "nbconvert", "jupyterlab", "pytest", "nbval"}
     assert "ipywidgets" in runtime, "tqdm's notebook bars need ipywidgets in the kernel"
-    assert "skin-lesion-course[reports,lab]" in project["optional-dependencies"]["dev"]
+    assert "skin-lesion-course[reports,lab,lite]" in project["optional-dependencies"]["dev"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -7,7 +7,8 @@ Names (see `model_names()`):
 - torchvision: ``resnet18/34/50/101/152``, ``alexnet`` (input >= 63 px), ``vit_b_16``, ``efficientnet_b0``.
 - timm: ``mixer_b16_224`` (Mixer-B/16), ``mixer_small`` (Mixer-S/16, no published weights) and ``vit_tiny``
   (ViT-Ti/16); ViTs and Mixers are built for one `image_size` (a multiple of 16, default 224).
-- ``efficientnet_lite0``: EfficientNet-Lite0 from ``efficientnet-lite-pytorch`` (inputs scaled to [-1, 1]).
+- ``efficientnet_lite0``, ``efficientnet_lite1``, ``efficientnet_lite2``: EfficientNet-Lite0/1/2 from
+  ``efficientnet-lite-pytorch`` (inputs scaled to [-1, 1]).
 
 Every builder accepts ``image_size`` so notebooks can pass it uniformly. ``pretrained=True`` loads ImageNet
 weights (`helpers.models.weights`: cached, else downloaded, else WeightsUnavailableError);
@@ -34,7 +35,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .cnn import ImprovedCNN, ReferenceCNN
-from .weights import (PRETRAINED, lite0_file, read_state_dict, timm_cfg, timm_pretrained, torchvision_state,
+from .weights import (PRETRAINED, lite_file, read_state_dict, timm_cfg, timm_pretrained, torchvision_state,
                       weight_source)
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -113,7 +114,8 @@ def _build_timm(
     return timm_pretrained(name, arch, **kwargs)
 
 
-def _build_efficientnet_lite0(
+def _build_efficientnet_lite(
+    name: str,
     num_classes: int,
     pretrained: bool = False,
     image_size: int | None = None,
@@ -124,15 +126,15 @@ def _build_efficientnet_lite0(
 
     del image_size  # image_size=None below: "same" padding computed per input, so any size works
     model = EfficientNet.from_name(
-        "efficientnet-lite0",
+        name.replace("_", "-"),
         num_classes=num_classes,
         image_size=None,
         dropout_rate=dropout,
         drop_connect_rate=drop_connect_rate,
     )
     if pretrained:
-        path = lite0_file("efficientnet_lite0")
-        _load_state(model, "efficientnet_lite0", read_state_dict(path), source=path)
+        path = lite_file(name)
+        _load_state(model, name, read_state_dict(path), source=path)
     return model
 
 
@@ -176,7 +178,8 @@ _REGISTRY: dict[str, _Entry] = {
     "mixer_small": _timm_entry("mixer_small", "mixer_s16_224"),  # timm has no weights for it
     "vit_tiny": _timm_entry("vit_tiny", PRETRAINED["vit_tiny"].arch),
     # The head's ReLU6 is one module shared with the stem, so Grad-CAM uses the head's batch norm.
-    "efficientnet_lite0": _Entry(_build_efficientnet_lite0, "_fc", lambda m: m._bn1),
+    **{name: _Entry(functools.partial(_build_efficientnet_lite, name), "_fc", lambda m: m._bn1)
+       for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")},
 }
 
 
@@ -353,7 +356,7 @@ def normalization(name: str, pretrained: bool) -> tuple[tuple[float, float, floa
     """(mean, std) per channel for inputs in [0, 1] to model `name`.
 
     With pretrained weights: the statistics the weights were trained with (ImageNet's for
-    torchvision, the pretrained config's for timm, 0.5/0.5 for EfficientNet-Lite0). From scratch
+    torchvision, the pretrained config's for timm, 0.5/0.5 for EfficientNet-Lite). From scratch
     any fixed standardisation works; this project uses ImageNet's for every model, so weights of a
     model without published weights (reference_cnn, improved_cnn, mixer_small) also use ImageNet's.
     """
@@ -364,7 +367,7 @@ def normalization(name: str, pretrained: bool) -> tuple[tuple[float, float, floa
     if source.library == "timm":
         cfg = timm_cfg(source.arch)
         return tuple(cfg.mean), tuple(cfg.std)
-    return HALF, HALF  # EfficientNet-Lite0: inputs scaled to [-1, 1]
+    return HALF, HALF  # EfficientNet-Lite: inputs scaled to [-1, 1]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

