@@ -1,9 +1,11 @@
-"""One recipe arm as it is and as a linear probe: test balanced accuracy, macro AUC and wall time.
+"""One recipe arm as it is and as a linear probe: validation and test balanced accuracy, macro AUC and wall time.
 
 The arm is a notebook's recipe (`NOTEBOOK:NAME`, as `python -m helpers.train --recipe` takes it) under a preset,
-trained once as the baseline (`--image-size` changes its input size); each `--lever probe[=SIZE]` adds a run with
-no training loop: a logistic-regression head on cached frozen features of the arm's pretrained backbone, the
-images cached at SIZE px (default: the arm's size).
+trained once as the baseline (`--image-size`, `--epochs` and `--model` change its input size, epochs and
+architecture: one lever per run of this script); each `--lever probe[=SIZE]` adds a run with no training loop: a
+logistic-regression head on cached frozen features of the arm's pretrained backbone, the images cached at SIZE
+px (default: the arm's size). Every row is scored on validation (where a lever is chosen) and on test (reported,
+never chosen on).
 
 The training levers this script once compared (EMA of the weights, progressive resizing, warm-up, per-layer
 learning-rate decay, Mixup and CutMix) were removed from `TrainConfig` after the measurement recorded in
@@ -42,6 +44,7 @@ from helpers.training.probe import linear_probe
 from helpers.course.recipes import find_arm
 from helpers.course.recipes.arms import Arm
 from helpers.course.train_recipe import BINARY_NOTEBOOKS, FOLDER_ARMS
+from helpers.models import model_names
 from helpers.training.loop import TrainConfig, fit
 
 LEVERS = ("probe",)
@@ -65,10 +68,13 @@ def load_data(root: Path, kind: str, arm: Arm, reference: str, size: int, args: 
 
 
 def scored(model: torch.nn.Module, data: SplitData, args: argparse.Namespace) -> dict[str, Any]:
-    """Test balanced accuracy (arg-max and balanced decision) and macro AUC."""
+    """Validation balanced accuracy and macro AUC (to choose on); test balanced accuracy (arg-max and balanced
+    decision) and macro AUC (to report)."""
+    val = evaluate_split(model, data, "val", n_boot=args.n_boot, seed=args.seed).summary
     summary = evaluate_split(model, data, "test", n_boot=args.n_boot, seed=args.seed).summary
     decided = summary.get("balanced_decision", {}).get("balanced_accuracy")
-    return {"test_balanced_accuracy": summary["balanced_accuracy"], "test_macro_auc": summary.get("macro_auc"),
+    return {"val_balanced_accuracy": val["balanced_accuracy"], "val_macro_auc": val.get("macro_auc"),
+            "test_balanced_accuracy": summary["balanced_accuracy"], "test_macro_auc": summary.get("macro_auc"),
             "test_balanced_accuracy_balanced_decision": decided}
 
 
@@ -123,9 +129,10 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
     arm, weights = find_arm(args.arm, args.preset, seed=args.seed), ""
     if not arm.pretrained and args.lever:
         raise ValueError(f"the probe lever needs a pretrained arm; {args.arm} trains {arm.model} from scratch")
+    arm = arm.using(model=args.model)
     if arm.pretrained:
         arm, weights = arm.with_weights()
-    arm = dataclasses.replace(arm.using(image_size=args.image_size),
+    arm = dataclasses.replace(arm.using(model=args.model, image_size=args.image_size),
                               train=dataclasses.replace(arm.train, epochs=args.epochs or arm.train.epochs))
     data = load_data(root, kind, arm, args.arm, arm.image_size, args, cache_dir)
     rows = [] if args.no_baseline else [train_run("baseline", "the recipe as it is", arm, arm.train, data, args)]
@@ -141,9 +148,11 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
 
 def table(record: dict[str, Any]) -> str:
     """The rows as a small text table."""
-    frame = pd.DataFrame(record["rows"])[["run", "setting", "epochs", "test_balanced_accuracy",
-                                          "test_balanced_accuracy_balanced_decision", "test_macro_auc", "train_s"]]
-    frame.columns = ["run", "setting", "epochs", "bal_acc", "bal_acc_balanced_decision", "macro_auc", "train_s"]
+    frame = pd.DataFrame(record["rows"]).reindex(columns=[
+        "run", "setting", "epochs", "val_balanced_accuracy", "val_macro_auc", "test_balanced_accuracy",
+        "test_balanced_accuracy_balanced_decision", "test_macro_auc", "train_s"])
+    frame.columns = ["run", "setting", "epochs", "val_bal_acc", "val_macro_auc", "test_bal_acc",
+                     "test_bal_acc_balanced_decision", "test_macro_auc", "train_s"]
     return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
@@ -157,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="HAM10000-layout folder (default: $HAM10000_DIR)")
     p.add_argument("--epochs", type=cli.positive_int, help="override the arm's epochs")
     p.add_argument("--image-size", type=cli.positive_int, help="override the arm's input size")
+    p.add_argument("--model", choices=model_names(), help="override the arm's architecture (e.g. efficientnet_lite1)")
     p.add_argument("--max-images", type=cli.positive_int, help="use a lesion-grouped subset of this many images")
     p.add_argument("--seed", type=cli.non_negative_int, default=0)
     p.add_argument("--n-boot", type=cli.positive_int, default=200, help="bootstrap resamples for the intervals")
