@@ -14,6 +14,7 @@ in the file for the same arm, seed, preset and data is not trained again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import sys
@@ -65,7 +66,7 @@ def scores(summary: dict[str, Any]) -> dict[str, float]:
     return {**found, **({"test_balanced_accuracy_balanced_decision": decided} if decided is not None else {})}
 
 
-def train_one(headline: Headline, seed: int, preset: str, data: SplitData) -> dict[str, Any]:
+def train_one(headline: Headline, seed: int, preset: str, data: SplitData, progress: bool = True) -> dict[str, Any]:
     """Train the headline's arm with this training seed on data; its test scores and wall time."""
     arm = find_arm(headline.reference, preset, seed=seed)
     if arm.pretrained:
@@ -74,7 +75,7 @@ def train_one(headline: Headline, seed: int, preset: str, data: SplitData) -> di
         arm = arm.using(image_size=data.image_size)
     started = time.time()
     model = arm.build(data.classes).to(default_device())
-    result = fit(model, data.train, data.val, arm.train)
+    result = fit(model, data.train, data.val, dataclasses.replace(arm.train, progress=progress))
     summary = evaluate_split(model, data, "test", tta=headline.tta, n_boot=200, seed=0).summary
     return {"arm": headline.reference, "seed": seed, "model": arm.model, "image_size": data.image_size,
             "split": headline.split, "tta": headline.tta, "epochs": len(result.history),
@@ -112,7 +113,7 @@ def run_all(args: argparse.Namespace, root: Path, kind: str, out: Path) -> dict[
             continue
         data = load_data(root, kind, headline, args.preset, args)
         for seed in todo:
-            run = {**train_one(headline, seed, args.preset, data), "preset": args.preset, "data": kind,
+            run = {**train_one(headline, seed, args.preset, data, progress=not args.quiet), "preset": args.preset, "data": kind,
                    "hardware": hardware_description(), "date": datetime.date.today().isoformat()}
             runs.append(run)
             write_json(record, out)

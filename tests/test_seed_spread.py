@@ -38,7 +38,7 @@ def test_runs_are_kept_as_they_finish_and_a_rerun_trains_only_what_is_missing(tm
 
     trained = []
     real = seed_spread.train_one
-    monkeypatch.setattr(seed_spread, "train_one", lambda h, s, p, d: trained.append(s) or real(h, s, p, d))
+    monkeypatch.setattr(seed_spread, "train_one", lambda h, s, p, d, **kw: trained.append(s) or real(h, s, p, d, **kw))
     record = seed_spread.run_all(argparse.Namespace(**{**vars(args), "seeds": [0, 1]}), root, "synthetic", out)
     assert trained == [1]  # seed 0 was in the file
     assert [r["seed"] for r in json.loads(out.read_text())["runs"]] == [0, 1]
