@@ -135,7 +135,10 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
     arm = dataclasses.replace(arm.using(model=args.model, image_size=args.image_size),
                               train=dataclasses.replace(arm.train, epochs=args.epochs or arm.train.epochs))
     data = load_data(root, kind, arm, args.arm, arm.image_size, args, cache_dir)
-    rows = [] if args.no_baseline else [train_run("baseline", "the recipe as it is", arm, arm.train, data, args)]
+    changed = [f"--{flag} {value}" for flag, value in (("model", args.model), ("epochs", args.epochs),
+                                                        ("image-size", args.image_size)) if value]
+    setting = f"the recipe with {' '.join(changed)}" if changed else "the recipe as it is"
+    rows = [] if args.no_baseline else [train_run("baseline", setting, arm, arm.train, data, args)]
     for _, value in args.lever or []:
         size = arm.image_size if value == "arm" else int(value)
         probe_data = data if size == arm.image_size else load_data(root, kind, arm, args.arm, size, args, cache_dir)
