@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import re
 import sys
 import tempfile
 import time
@@ -143,7 +144,7 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
         size = arm.image_size if value == "arm" else int(value)
         probe_data = data if size == arm.image_size else load_data(root, kind, arm, args.arm, size, args, cache_dir)
         rows.append(probe_run(f"input {size} px", arm, probe_data, args, cache_dir))
-    return {"arm": args.arm, "preset": args.preset, "model": arm.model, "weights": weights.splitlines()[-1] if weights else "",
+    return {"arm": args.arm, "preset": args.preset, "model": arm.model, "weights": re.sub(r"/\S*/", "", weights.splitlines()[-1]) if weights else "",  # file names, not this machine's paths
             "data": kind, "n_images": int(len(data.index)), "n_train": len(data.train), "n_test": len(data.test),
             "seed": args.seed, "hardware": hardware_description(), "device": str(default_device()),
             "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat(), "rows": rows}
