@@ -133,7 +133,7 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
     arm = arm.using(model=args.model)
     if arm.pretrained:
         arm, weights = arm.with_weights()
-    arm = dataclasses.replace(arm.using(model=args.model, image_size=args.image_size),
+    arm = dataclasses.replace(arm.using(image_size=args.image_size),
                               train=dataclasses.replace(arm.train, epochs=args.epochs or arm.train.epochs))
     data = load_data(root, kind, arm, args.arm, arm.image_size, args, cache_dir)
     changed = [f"--{flag} {value}" for flag, value in (("model", args.model), ("epochs", args.epochs),
@@ -144,7 +144,8 @@ def run_levers(args: argparse.Namespace, tmp: Path | None) -> dict[str, Any]:
         size = arm.image_size if value == "arm" else int(value)
         probe_data = data if size == arm.image_size else load_data(root, kind, arm, args.arm, size, args, cache_dir)
         rows.append(probe_run(f"input {size} px", arm, probe_data, args, cache_dir))
-    return {"arm": args.arm, "preset": args.preset, "model": arm.model, "weights": re.sub(r"/\S*/", "", weights.splitlines()[-1]) if weights else "",  # file names, not this machine's paths
+    weights = re.sub(r"/\S*/", "", weights.splitlines()[-1]) if weights else ""  # file names, not this machine's paths
+    return {"arm": args.arm, "preset": args.preset, "model": arm.model, "weights": weights,
             "data": kind, "n_images": int(len(data.index)), "n_train": len(data.train), "n_test": len(data.test),
             "seed": args.seed, "hardware": hardware_description(), "device": str(default_device()),
             "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat(), "rows": rows}

@@ -113,8 +113,8 @@ def run_all(args: argparse.Namespace, root: Path, kind: str, out: Path) -> dict[
             continue
         data = load_data(root, kind, headline, args.preset, args)
         for seed in todo:
-            run = {**train_one(headline, seed, args.preset, data, progress=not args.quiet), "preset": args.preset, "data": kind,
-                   "hardware": hardware_description(), "date": datetime.date.today().isoformat()}
+            run = {**train_one(headline, seed, args.preset, data, progress=not args.quiet), "preset": args.preset,
+                   "data": kind, "hardware": hardware_description(), "date": datetime.date.today().isoformat()}
             runs.append(run)
             write_json(record, out)
             print(f"{headline.reference} seed {seed}: " + ", ".join(

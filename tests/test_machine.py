@@ -25,7 +25,8 @@ def describe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpuinfo: str, bf16
 
 
 def test_the_line_names_family_model_cores_and_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert describe(tmp_path, monkeypatch, ZEN3, bf16=False) == "CPU AMD EPYC (family 25 model 1, 2 cores, no native bf16)"
+    expected = "CPU AMD EPYC (family 25 model 1, 2 cores, no native bf16)"
+    assert describe(tmp_path, monkeypatch, ZEN3, bf16=False) == expected
 
 
 def test_two_cpus_of_one_name_get_their_own_calibration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,9 +9,9 @@ below ResNet-18 from scratch at 28 px (0.718 against 0.735 accuracy, 2026-12-02)
 Why 128 px for the probe and 96 px for fine-tuning:
 benchmarks/README.md, "Training levers". Why 10 fine-tuning epochs, not 6 (since 2026-12-08; the timings above
 are for 6): chosen on validation, balanced accuracy 0.703 -> 0.735 (test 0.662 -> 0.689) for 1.73x the training
-time, benchmarks/README.md, "More fine-tuning epochs"; the reports of 2026-12-07 predate it. 128 px DermaMNIST only on gpu (4x the 64 px cost). The pretrained
-arms fall back to EfficientNet-Lite0 (weights shipped in a pip package) where the ResNet's weights are
-unavailable.
+time, benchmarks/README.md, "More fine-tuning epochs"; the reports of 2026-12-07 predate it. 128 px DermaMNIST
+only on gpu (4x the 64 px cost). The pretrained arms fall back to EfficientNet-Lite0 (weights shipped in a pip
+package) where the ResNet's weights are unavailable.
 """
 
 from __future__ import annotations
